@@ -1,0 +1,17 @@
+# mk/common.mk — build settings shared by both extensions (PGXS).
+#
+# WERROR=1 (set by make test and CI) turns warnings into errors.
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+
+PG_CPPFLAGS = -I$(libpq_srcdir) -I../shared
+PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Wno-register -Wno-unused-parameter \
+	-Wno-missing-field-initializers -Wno-cast-function-type -fvisibility=hidden
+ifeq ($(WERROR),1)
+PG_CXXFLAGS += -Werror
+endif
+SHLIB_LINK = -lpq -lstdc++
+# No JIT bitcode: it would need clang and buys nothing for this code.
+with_llvm = no
+
+include $(PGXS)

@@ -1,0 +1,76 @@
+#!/bin/bash
+# scripts/run-tests.sh — run pg_regress and TAP suites as an unprivileged user.
+#
+#   scripts/run-tests.sh regress|tap|all [t/NNN_file.pl ...]
+#
+# PostgreSQL refuses to run as root, and CI's clone may sit where the postgres
+# user cannot read.  As root we therefore copy the tree into a world-readable
+# scratch folder owned by postgres and run the suites there as postgres; as
+# any other user we run in a scratch copy too, so that test output never lands
+# in the source tree.  Every process started from the scratch folder and the
+# folder itself are removed on exit, whatever happened.
+set -u
+what=${1:-all}
+shift || true
+src=$(cd "$(dirname "$0")/.." && pwd)
+PGBIN=$(pg_config --bindir)
+PGXS_DIR=$(dirname "$(pg_config --pgxs)")/..
+run_user=${AUTOPILOT_TEST_USER:-postgres}
+
+scratch=$(mktemp -d /tmp/pg_autopilot-test.XXXXXX)
+chmod 755 "$scratch"
+cleanup() {
+	# Stop every server a failed test left behind, then remove the folder.
+	for pid in $(pgrep -f "$scratch" 2>/dev/null); do kill -QUIT "$pid" 2>/dev/null; done
+	sleep 0.5
+	for pid in $(pgrep -f "$scratch" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+	if [ -n "${KEEP_TEST_OUTPUT:-}" ]; then
+		echo "test output kept in $scratch"
+	else
+		rm -rf "$scratch"
+	fi
+}
+trap cleanup EXIT INT TERM
+
+rsync -a --exclude .git --exclude build "$src"/ "$scratch"/tree/
+if [ "$(id -u)" = 0 ]; then
+	chown -R "$run_user" "$scratch"
+	as_user() { runuser -u "$run_user" -- env PATH="$PGBIN:$PATH" "$@"; }
+else
+	as_user() { env PATH="$PGBIN:$PATH" "$@"; }
+fi
+
+status=0
+if [ "$what" = regress ] || [ "$what" = all ]; then
+	echo "== pg_regress (monitor)"
+	as_user bash -c "cd '$scratch/tree' && '$PGXS_DIR/src/test/regress/pg_regress' \
+		--temp-instance=tmp_check/monitor --temp-config=test/monitor.conf \
+		--bindir='$PGBIN' --inputdir=. --outputdir=tmp_check/monitor_out \
+		--schedule=test/monitor.schedule" || status=1
+	echo "== pg_regress (node)"
+	as_user bash -c "cd '$scratch/tree' && '$PGXS_DIR/src/test/regress/pg_regress' \
+		--temp-instance=tmp_check/node --temp-config=test/node.conf \
+		--bindir='$PGBIN' --inputdir=. --outputdir=tmp_check/node_out \
+		--schedule=test/node.schedule" || status=1
+	if [ $status != 0 ]; then
+		cat "$scratch"/tree/tmp_check/*_out/regression.diffs 2>/dev/null | head -200
+	fi
+fi
+if [ "$what" = tap ] || [ "$what" = all ]; then
+	echo "== TAP"
+	tests="$*"
+	[ -z "$tests" ] && tests=$(cd "$src" && ls t/*.pl)
+	as_user bash -c "cd '$scratch/tree' && PG_REGRESS='$PGXS_DIR/src/test/regress/pg_regress' \
+		prove --timer -I '$PGXS_DIR/src/test/perl' -I t/lib $tests" || status=1
+	if [ $status != 0 ]; then
+		for f in "$scratch"/tree/tmp_check/log/regress_log_*; do
+			[ -f "$f" ] || continue
+			echo "---- tail of $f"; tail -60 "$f"
+		done
+		for f in "$scratch"/tree/tmp_check/t_*data/pgdata/log/* "$scratch"/tree/tmp_check/log/*.log; do
+			[ -f "$f" ] || continue
+			grep -lE 'terminated by signal|TRAP:|PANIC' "$f" >/dev/null && { echo "---- crash in $f"; grep -nE 'terminated by signal|TRAP:|PANIC' "$f" | head; }
+		done
+	fi
+fi
+exit $status

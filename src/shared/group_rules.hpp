@@ -1,0 +1,92 @@
+/*
+ * src/shared/group_rules.hpp — the monitor's group rules (pure zone).
+ *
+ * The monitor gathers one group into a GroupView (zone P, via SPI), calls
+ * ProceedGroup (pure, here), and applies the returned assignments (zone P:
+ * UPDATE node, INSERT event, NOTIFY state).  Rules are rows of a data table
+ * (kGroupRules in group_rules.cpp), evaluated in order, first match wins per
+ * node; every firing carries the rule's name, which the monitor writes into
+ * its event log.
+ *
+ * Never calls PostgreSQL.  May throw autopilot::Error on an inconsistent view.
+ */
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "states.hpp"
+
+namespace autopilot::fsm {
+
+/* One node as the monitor sees it at decision time. */
+struct NodeView {
+	int64_t node_id = 0;
+	std::string name;
+	NodeState reported = NodeState::Init; /* last state the keeper reported */
+	NodeState assigned = NodeState::Init; /* goal the monitor assigned */
+	bool healthy = true;                  /* monitor's verdict: reports recent and health check not failed */
+	uint64_t lsn = 0;                     /* last reported LSN (flush on a primary, receive/replay on a standby) */
+	uint32_t timeline = 0;
+	int candidate_priority = 50;    /* 0..100, 0 = never promoted */
+	bool replication_quorum = true; /* counts for synchronous quorum */
+};
+
+struct GroupView {
+	std::string formation;
+	int32_t group_id = 0;
+	int number_sync_standbys = 0;
+	/* A catching-up standby becomes secondary once within this many bytes of the primary. */
+	uint64_t sync_lag_threshold_bytes = 16 * 1024 * 1024;
+	std::vector<NodeView> nodes;
+};
+
+/* One decision: node_id's goal moves from `from` to `to` because rule `rule` fired. */
+struct Assignment {
+	int64_t node_id = 0;
+	NodeState from = NodeState::Init;
+	NodeState to = NodeState::Init;
+	const char *rule = "";   /* static string: the rule's name */
+	std::string description; /* human-readable, names the nodes involved */
+};
+
+/* A rule as exported to SQL (pg_autopilot.group_rules()) and checked by tests. */
+struct RuleInfo {
+	const char *name;
+	NodeState from; /* assigned state of the node the rule moves */
+	NodeState to;
+	const char *description;
+};
+
+/* GroupRules lists the rule table in evaluation order. */
+const std::vector<RuleInfo> &GroupRules();
+
+/*
+ * ProceedGroup applies the rule table to a group until nothing more fires and
+ * returns the assignments in firing order (a node may appear once at most per
+ * call).  Pure and deterministic.
+ */
+std::vector<Assignment> ProceedGroup(const GroupView &group);
+
+/*
+ * InitialState is the goal of a node that registers into `group` (which does
+ * not contain it yet): single for the first node, wait_standby when a primary
+ * exists.  Throws Error (55000) when the group has nodes but no primary to
+ * follow, with a hint to retry.
+ */
+Assignment InitialState(const GroupView &group, int64_t new_node_id, const std::string &new_node_name);
+
+/*
+ * SynchronousStandbyNames is the value the group's primary must use:
+ * '' while the primary is single or wait_primary or has no quorum standby,
+ * otherwise 'ANY k (pg_autopilot_node_<id>, ...)' over the quorum standbys,
+ * k = max(number_sync_standbys, 1), names ordered by candidate priority
+ * (descending) then node id.
+ */
+std::string SynchronousStandbyNames(const GroupView &group);
+
+/* StandbyName is the application_name and replication slot name of a node. */
+std::string StandbyName(int64_t node_id);
+
+} // namespace autopilot::fsm

@@ -1,0 +1,44 @@
+/*
+ * src/shared/keeper_fsm.hpp — the keeper's transition table (pure zone).
+ *
+ * The keeper reports `current`, the monitor assigns `goal`; the keeper looks
+ * up the row {current, goal} and runs its action (zone P, src/bgworker/).
+ * Every action is idempotent: after a crash or a failed attempt the same row
+ * is found again and the action is retried; current is persisted only once
+ * the action has succeeded.  Rows are data (kKeeperTransitions in
+ * keeper_fsm.cpp), one per line, grouped by scenario; first match wins.
+ */
+#pragma once
+
+#include <vector>
+
+#include "states.hpp"
+
+namespace autopilot::fsm {
+
+enum class KeeperAction : uint8_t {
+	None,            /* nothing to do on this node: report the new state */
+	BecomeSingle,    /* make sure we run as a primary without replication (no standby.signal, sync names '') */
+	PrepareStandbys, /* primary: replication slots for the group's standbys, synchronous_standby_names '' */
+	EnableSyncRep,   /* primary: set synchronous_standby_names from the monitor */
+	DisableSyncRep,  /* primary: synchronous_standby_names = '' so writes keep flowing */
+	InitStandby,     /* standby: clone from the primary (fresh node) or follow it (same system) */
+	FollowPrimary,   /* standby: make sure primary_conninfo/slot point at the current primary */
+};
+
+const char *KeeperActionName(KeeperAction a) noexcept;
+
+struct KeeperTransition {
+	NodeState from;
+	NodeState to;
+	KeeperAction action;
+	const char *why;
+};
+
+/* KeeperTransitions lists the table in lookup order. */
+const std::vector<KeeperTransition> &KeeperTransitions();
+
+/* FindKeeperTransition returns the row for (from, to), or nullptr if there is none. */
+const KeeperTransition *FindKeeperTransition(NodeState from, NodeState to) noexcept;
+
+} // namespace autopilot::fsm
