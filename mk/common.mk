@@ -6,7 +6,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 
 PG_CPPFLAGS = -I$(libpq_srcdir) -I../shared
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Wno-register -Wno-unused-parameter \
-	-Wno-missing-field-initializers -Wno-cast-function-type -fvisibility=hidden
+	-Wno-missing-field-initializers -Wno-cast-function-type
 ifeq ($(WERROR),1)
 PG_CXXFLAGS += -Werror
 endif

@@ -3,7 +3,7 @@
 # demo need.  Does nothing when everything is present; needs root otherwise.
 set -e
 PKGS="postgresql-15 postgresql-client-15 postgresql-server-dev-15 libpq-dev libssl-dev libkrb5-dev
-libipc-run-perl cmake g++ make googletest libgtest-dev clang-format rsync procps iproute2"
+libipc-run-perl cmake g++ make pkg-config googletest libgtest-dev clang-format rsync procps iproute2"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

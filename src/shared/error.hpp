@@ -20,6 +20,7 @@ inline constexpr const char *kNullValueNotAllowed = "22004";
 inline constexpr const char *kUndefinedObject = "42704";
 inline constexpr const char *kObjectNotInPrerequisiteState = "55000";
 inline constexpr const char *kConfigFileError = "F0000";
+inline constexpr const char *kIoError = "58030";
 inline constexpr const char *kInternalError = "XX000";
 inline constexpr const char *kDataCorrupted = "XX001";
 } // namespace sqlstate

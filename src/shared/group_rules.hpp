@@ -12,6 +12,7 @@
  */
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -61,6 +62,13 @@ struct RuleInfo {
 
 /* GroupRules lists the rule table in evaluation order. */
 const std::vector<RuleInfo> &GroupRules();
+
+/*
+ * GroupRulePredicateKey identifies the predicate of rule `index` of
+ * GroupRules() (equal keys, same function); 0 when out of range.  For the
+ * unit tests' "no duplicate rows" check.
+ */
+std::uintptr_t GroupRulePredicateKey(std::size_t index) noexcept;
 
 /*
  * ProceedGroup applies the rule table to a group until nothing more fires and

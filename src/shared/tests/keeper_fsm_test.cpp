@@ -1,0 +1,77 @@
+/*
+ * src/shared/tests/keeper_fsm_test.cpp — the keeper's transition table.
+ */
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+#include <utility>
+
+#include "keeper_fsm.hpp"
+
+using namespace autopilot::fsm;
+
+TEST(KeeperFsm, NoDuplicatePairs)
+{
+	std::set<std::pair<NodeState, NodeState>> seen;
+	for (const auto &row : KeeperTransitions()) {
+		EXPECT_TRUE(seen.insert({row.from, row.to}).second)
+			<< "duplicate row " << StateName(row.from) << " -> " << StateName(row.to);
+		EXPECT_NE(row.from, row.to) << "a keeper row must change the state: " << StateName(row.from);
+		ASSERT_NE(row.why, nullptr);
+		EXPECT_GT(std::string(row.why).size(), 10u) << "every row explains itself";
+	}
+	EXPECT_GE(KeeperTransitions().size(), 8u);
+}
+
+TEST(KeeperFsm, FindReturnsTheRowOrNull)
+{
+	const KeeperTransition *t = FindKeeperTransition(NodeState::WaitStandby, NodeState::Catchingup);
+	ASSERT_NE(t, nullptr);
+	EXPECT_EQ(t->action, KeeperAction::InitStandby);
+
+	t = FindKeeperTransition(NodeState::Init, NodeState::Single);
+	ASSERT_NE(t, nullptr);
+	EXPECT_EQ(t->action, KeeperAction::BecomeSingle);
+
+	t = FindKeeperTransition(NodeState::Single, NodeState::WaitPrimary);
+	ASSERT_NE(t, nullptr);
+	EXPECT_EQ(t->action, KeeperAction::PrepareStandbys);
+
+	t = FindKeeperTransition(NodeState::WaitPrimary, NodeState::Primary);
+	ASSERT_NE(t, nullptr);
+	EXPECT_EQ(t->action, KeeperAction::EnableSyncRep);
+
+	t = FindKeeperTransition(NodeState::Primary, NodeState::WaitPrimary);
+	ASSERT_NE(t, nullptr);
+	EXPECT_EQ(t->action, KeeperAction::DisableSyncRep);
+
+	t = FindKeeperTransition(NodeState::Secondary, NodeState::Catchingup);
+	ASSERT_NE(t, nullptr);
+	EXPECT_EQ(t->action, KeeperAction::FollowPrimary);
+
+	EXPECT_EQ(FindKeeperTransition(NodeState::Init, NodeState::WaitStandby)->action, KeeperAction::None);
+	EXPECT_EQ(FindKeeperTransition(NodeState::Catchingup, NodeState::Secondary)->action, KeeperAction::None);
+
+	EXPECT_EQ(FindKeeperTransition(NodeState::Secondary, NodeState::Single), nullptr);
+	EXPECT_EQ(FindKeeperTransition(NodeState::Primary, NodeState::Primary), nullptr);
+	EXPECT_EQ(FindKeeperTransition(NodeState::Single, NodeState::Primary), nullptr);
+}
+
+TEST(KeeperFsm, ActionNamesAreLowerSnakeAndUnique)
+{
+	const KeeperAction all[] = {
+		KeeperAction::None,          KeeperAction::BecomeSingle,   KeeperAction::PrepareStandbys,
+		KeeperAction::EnableSyncRep, KeeperAction::DisableSyncRep, KeeperAction::InitStandby,
+		KeeperAction::FollowPrimary};
+	std::set<std::string> names;
+	for (KeeperAction a : all) {
+		std::string name = KeeperActionName(a);
+		EXPECT_TRUE(names.insert(name).second) << name;
+		EXPECT_NE(name, "unknown");
+		for (char c : name)
+			EXPECT_TRUE((c >= 'a' && c <= 'z') || c == '_') << name;
+	}
+	EXPECT_STREQ(KeeperActionName(KeeperAction::InitStandby), "init_standby");
+	EXPECT_STREQ(KeeperActionName(KeeperAction::None), "none");
+}
