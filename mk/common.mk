@@ -11,7 +11,9 @@ ifeq ($(WERROR),1)
 PG_CXXFLAGS += -Werror
 endif
 SHLIB_LINK = -lpq -lstdc++
-# No JIT bitcode: it would need clang and buys nothing for this code.
-with_llvm = no
 
 include $(PGXS)
+
+# No JIT bitcode: it would need clang with our C++ flags and buys nothing for
+# this code.  Must come after Makefile.global, which sets it.
+override with_llvm = no
