@@ -12,8 +12,8 @@ PG_CXXFLAGS += -Werror
 endif
 SHLIB_LINK = -lpq -lstdc++
 
-include $(PGXS)
-
 # No JIT bitcode: it would need clang with our C++ flags and buys nothing for
-# this code.  Must come after Makefile.global, which sets it.
+# this code.  "override" because Makefile.global sets it again.
 override with_llvm = no
+
+include $(PGXS)
