@@ -1,0 +1,784 @@
+/*
+ * src/bgworker/restart.cpp — same-PID re-exec of the postmaster, the
+ * pre-start hook that swaps a clone in, and the keeper's restart request
+ * (PostgreSQL zone; DESIGN.md §4, research/bgworker-feasibility.md §5c, §6,
+ * research/reexec-pg17-18.md).
+ *
+ * Invariants:
+ *  - AutopilotPrestartInit does something only in the postmaster while
+ *    shared_preload_libraries are loaded, i.e. before shared memory, sockets
+ *    and the syslogger exist.  It never raises ERROR: a pending action that
+ *    cannot start rolls back (WARNING, pending file removed, normal start);
+ *    a failure after the clone was exchanged in ends the postmaster with
+ *    FATAL so that the next start finishes the swap.
+ *  - Every execv runs with all signals blocked: a signal that arrives in the
+ *    window stays pending across execve and the new image handles it (on 16+
+ *    the postmaster runs _PG_init and its exit path with signals unblocked and
+ *    flag-setting handlers, whose flags an execv would lose).
+ *  - The restart marker is one-shot: it is unlinked before the re-exec and at
+ *    every start, so a later pg_ctl stop stops.
+ *  - The exit callback only reads static POD state prepared at start-up; it
+ *    never raises ERROR and logs nothing through elog once stderr has been
+ *    handed back to the original file.
+ *  - Pure helpers (datadir.hpp) are called only inside TryPure, which catches
+ *    every exception and copies it into a POD ErrorBuffer; ereport happens
+ *    outside the catch scope.
+ */
+extern "C" {
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+}
+#include "pg/compat.hpp"
+
+#include <cerrno>
+#include <cinttypes>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <string>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "datadir.hpp"
+#include "pg/guard.hpp"
+#include "restart.hpp"
+
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+namespace {
+
+using autopilot::pgx::ErrorBuffer;
+namespace datadir = autopilot::datadir;
+
+/*
+ * Environment variable carrying "<postmaster pid>:<fd>,<fd>,..." across
+ * execv: the descriptors (>= 3) that were open when this postmaster first
+ * loaded us, i.e. those its launcher passed in.  Only descriptors opened
+ * later get FD_CLOEXEC before a re-exec.  The PID prefix makes a value
+ * inherited from some other process's environment count as absent.
+ */
+constexpr const char *kInheritedFdsEnv = "AUTOPILOT_INHERITED_FDS";
+
+/*
+ * How long a re-exec waits for the remaining children (in practice only the
+ * old syslogger, which exits when it sees EOF on its pipe — a few ms).  If it
+ * is still there after this, the exec goes ahead: the old logger then ends
+ * as an untracked child that exits with status 0, which is only logged.
+ */
+constexpr int kReapTimeoutMs = 2000;
+
+/* The configuration files a clone must keep from the node (when they live in PGDATA). */
+constexpr const char *kNodeLocalFiles[] = {"postgresql.conf", "pg_hba.conf", "pg_ident.conf", "postgresql.auto.conf"};
+
+/* State prepared by AutopilotPrestartInit; only POD, read by the exit callback. */
+bool prestart_ready = false;
+char **saved_argv = nullptr;
+int saved_stdout = -1;
+int saved_stderr = -1;
+int *inherited_fds = nullptr;
+int n_inherited_fds = 0;
+char state_dir_path[MAXPGPATH];
+char marker_path[MAXPGPATH];
+char pending_path[MAXPGPATH];
+char clone_path[MAXPGPATH];
+char exec_cwd[MAXPGPATH]; /* directory to execv from; empty: stay in PGDATA */
+
+/* TryPure runs pure code, catching every exception into err; no server call inside. */
+template <typename Fn>
+bool
+TryPure(ErrorBuffer &err, Fn &&fn) noexcept
+{
+	try {
+		fn();
+		return true;
+	} catch (...) {
+		autopilot::pgx::CaptureCurrentException(err);
+		return false;
+	}
+}
+
+/* CopyPath copies a std::string into a fixed buffer; throws when it does not fit. */
+void
+CopyPath(char *dst, size_t size, const std::string &src)
+{
+	if (src.size() >= size)
+		throw autopilot::Error(autopilot::sqlstate::kInvalidParameterValue, "path too long: " + src);
+	memcpy(dst, src.c_str(), src.size() + 1);
+}
+
+/* CaptureArgv reads the original argument vector from /proc/self/cmdline into malloc'd memory. */
+bool
+CaptureArgv(void)
+{
+	int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+
+	size_t cap = 4096, len = 0;
+	char *buf = static_cast<char *>(malloc(cap));
+	for (;;) {
+		if (buf == nullptr) {
+			close(fd);
+			return false;
+		}
+		if (len == cap) {
+			cap *= 2;
+			char *grown = static_cast<char *>(realloc(buf, cap));
+			if (grown == nullptr)
+				free(buf);
+			buf = grown;
+			continue;
+		}
+		ssize_t n = read(fd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			free(buf);
+			close(fd);
+			return false;
+		}
+		if (n == 0)
+			break;
+		len += (size_t) n;
+	}
+	close(fd);
+	if (len == 0 || buf[len - 1] != '\0') {
+		free(buf);
+		return false;
+	}
+
+	int argc = 0;
+	for (size_t i = 0; i < len; i++)
+		if (buf[i] == '\0')
+			argc++;
+	char **argv = static_cast<char **>(malloc(sizeof(char *) * (argc + 1)));
+	if (argv == nullptr) {
+		free(buf);
+		return false;
+	}
+	int k = 0;
+	for (size_t i = 0; i < len; i += strlen(buf + i) + 1)
+		argv[k++] = buf + i;
+	argv[k] = nullptr;
+	saved_argv = argv;
+	return true;
+}
+
+/*
+ * ChooseExecCwd makes relative paths in argv (pg_ctl -D node) mean the same
+ * after a re-exec, although the postmaster has moved into PGDATA by now.  The
+ * launcher's directory is taken from $PWD when it is absolute and a relative
+ * -D resolves from it; the exec then happens from there.  Without a usable
+ * $PWD a relative -D argument is replaced by the absolute DataDir (other
+ * relative paths — config_file and friends given relatively on the command
+ * line — then resolve from PGDATA: start the server with absolute paths).
+ */
+void
+ChooseExecCwd(void)
+{
+	int d_index = -1; /* argv index holding the -D value ("-D X" or "-DX") */
+	const char *d_value = nullptr;
+	for (int i = 1; saved_argv[i] != nullptr; i++) {
+		if (strcmp(saved_argv[i], "-D") == 0 && saved_argv[i + 1] != nullptr) {
+			d_index = i + 1;
+			d_value = saved_argv[i + 1];
+		} else if (strncmp(saved_argv[i], "-D", 2) == 0 && saved_argv[i][2] != '\0') {
+			d_index = i;
+			d_value = saved_argv[i] + 2;
+		}
+	}
+
+	exec_cwd[0] = '\0';
+	const char *pwd = getenv("PWD");
+	struct stat st;
+	if (pwd != nullptr && pwd[0] == '/' && strlen(pwd) < sizeof(exec_cwd) && stat(pwd, &st) == 0 &&
+		S_ISDIR(st.st_mode)) {
+		char probe[MAXPGPATH * 2];
+		snprintf(probe, sizeof(probe), "%s/%s", pwd, d_value ? d_value : ".");
+		if (d_value == nullptr || d_value[0] == '/' || stat(probe, &st) == 0) {
+			strlcpy(exec_cwd, pwd, sizeof(exec_cwd));
+			return;
+		}
+	}
+	if (d_value != nullptr && d_value[0] != '/') {
+		char *abs_d = static_cast<char *>(malloc(strlen(DataDir) + 3));
+		if (abs_d == nullptr)
+			return;
+		if (saved_argv[d_index] == d_value)
+			strcpy(abs_d, DataDir);
+		else
+			snprintf(abs_d, strlen(DataDir) + 3, "-D%s", DataDir);
+		saved_argv[d_index] = abs_d;
+	}
+}
+
+/* ListOpenFds fills fds (up to max) with the open descriptors >= 3; returns how many, or -1. */
+int
+ListOpenFds(int *fds, int max)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	if (dir == nullptr)
+		return -1;
+	int self = dirfd(dir), n = 0;
+	struct dirent *de;
+	while ((de = readdir(dir)) != nullptr) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		int fd = atoi(de->d_name);
+		if (fd < 3 || fd == self)
+			continue;
+		if (n < max)
+			fds[n] = fd;
+		n++;
+	}
+	closedir(dir);
+	return n;
+}
+
+/*
+ * RecordInheritedFds remembers the descriptors the launcher passed in: at the
+ * first start it lists them and exports kInheritedFdsEnv; after a re-exec it
+ * reads that variable back (the descriptors themselves survived the exec).
+ */
+void
+RecordInheritedFds(void)
+{
+	constexpr int kMaxFds = 256;
+	static int fds[kMaxFds];
+	int n = 0;
+	const char *env = getenv(kInheritedFdsEnv);
+	char *end = nullptr;
+
+	if (env != nullptr && strtol(env, &end, 10) == (long) getpid() && *end == ':') {
+		const char *p = end + 1;
+		while (*p != '\0' && n < kMaxFds) {
+			long fd = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			fds[n++] = (int) fd;
+			p = (*end == ',') ? end + 1 : end;
+		}
+	} else {
+		n = ListOpenFds(fds, kMaxFds);
+		if (n < 0 || n > kMaxFds)
+			n = (n < 0) ? 0 : kMaxFds;
+		char value[16 + kMaxFds * 12];
+		int off = snprintf(value, sizeof(value), "%d:", (int) getpid());
+		for (int i = 0; i < n; i++)
+			off += snprintf(value + off, sizeof(value) - off, "%s%d", i ? "," : "", fds[i]);
+		setenv(kInheritedFdsEnv, value, 1);
+	}
+	inherited_fds = fds;
+	n_inherited_fds = n;
+}
+
+/* MarkNewFdsCloexec sets FD_CLOEXEC on every descriptor >= 3 that was not inherited at the first start. */
+void
+MarkNewFdsCloexec(void) noexcept
+{
+	DIR *dir = opendir("/proc/self/fd");
+	if (dir == nullptr)
+		return;
+	int self = dirfd(dir);
+	struct dirent *de;
+	while ((de = readdir(dir)) != nullptr) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		int fd = atoi(de->d_name);
+		if (fd < 3 || fd == self)
+			continue;
+		bool inherited = false;
+		for (int i = 0; i < n_inherited_fds && !inherited; i++)
+			inherited = (inherited_fds[i] == fd);
+		if (inherited)
+			continue;
+		int flags = fcntl(fd, F_GETFD);
+		if (flags >= 0 && !(flags & FD_CLOEXEC))
+			(void) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+	}
+	closedir(dir);
+}
+
+/*
+ * ReapChildren waits (bounded by kReapTimeoutMs) until the postmaster has no
+ * child left.  Signals are blocked by then, so it waits for SIGCHLD with
+ * sigtimedwait instead of sleeping: a child that exits between waitpid and
+ * sigtimedwait leaves SIGCHLD pending and the wait returns at once.  Other
+ * blocked signals (a pg_ctl stop) stay pending for the new image.
+ */
+void
+ReapChildren(void) noexcept
+{
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+
+	for (;;) {
+		int status;
+		pid_t pid = waitpid(-1, &status, WNOHANG);
+		if (pid > 0)
+			continue;
+		if (pid < 0 && errno == EINTR)
+			continue;
+		if (pid < 0) /* ECHILD: nobody left */
+			return;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long elapsed_ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+		if (elapsed_ms >= kReapTimeoutMs)
+			return;
+		long left_ms = kReapTimeoutMs - elapsed_ms;
+		struct timespec timeout = {left_ms / 1000, (left_ms % 1000) * 1000000};
+		(void) sigtimedwait(&chld, nullptr, &timeout);
+	}
+}
+
+/*
+ * ReExec replaces the postmaster image with a fresh one, same PID and argv.
+ * Order: block every signal; hand the original stdout/stderr back (dropping
+ * the last write end of the old syslogger's pipe, so it exits); reap the
+ * remaining children; close-on-exec whatever was opened since the first
+ * start; execv.  Returns only when execv failed (errno preserved); nothing
+ * may be logged through elog after the stderr hand-back.
+ */
+void
+ReExec(void) noexcept
+{
+	sigset_t all;
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, nullptr);
+
+	if (saved_stdout >= 0)
+		(void) dup2(saved_stdout, STDOUT_FILENO);
+	if (saved_stderr >= 0)
+		(void) dup2(saved_stderr, STDERR_FILENO);
+	ReapChildren();
+	MarkNewFdsCloexec();
+	if (exec_cwd[0] != '\0' && chdir(exec_cwd) != 0) {
+		/* Ignored: relative arguments then resolve from PGDATA, and the new image reports what it cannot find. */
+	}
+	fflush(nullptr);
+	execv(my_exec_path, saved_argv);
+}
+
+/* FsyncPath fsyncs a file or directory; returns false with errno set on failure. */
+bool
+FsyncPath(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	int rc = fsync(fd);
+	int save = errno;
+	close(fd);
+	errno = save;
+	return rc == 0;
+}
+
+/* FsyncParent fsyncs the directory holding path (to make a rename durable). */
+bool
+FsyncParent(const char *path)
+{
+	char parent[MAXPGPATH];
+	strlcpy(parent, path, sizeof(parent));
+	get_parent_directory(parent);
+	return FsyncPath(parent[0] ? parent : "/");
+}
+
+/* CopyFileDurably copies src to dst (mode of src), replacing dst through a fsynced temp file; throws Error. */
+void
+CopyFileDurably(const std::string &src, const std::string &dst)
+{
+	auto fail = [](const std::string &what) { throw autopilot::Error("58030", what + ": " + strerror(errno)); };
+	int in = open(src.c_str(), O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		fail("could not open \"" + src + "\"");
+	struct stat st;
+	if (fstat(in, &st) != 0) {
+		close(in);
+		fail("could not stat \"" + src + "\"");
+	}
+	std::string tmp = dst + ".autopilot-tmp";
+	int out = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, st.st_mode & 0777);
+	if (out < 0) {
+		close(in);
+		fail("could not create \"" + tmp + "\"");
+	}
+	char buf[65536];
+	for (;;) {
+		ssize_t n = read(in, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			close(in);
+			close(out);
+			fail("could not read \"" + src + "\"");
+		}
+		if (n == 0)
+			break;
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(out, buf + off, n - off);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				close(in);
+				close(out);
+				fail("could not write \"" + tmp + "\"");
+			}
+			off += w;
+		}
+	}
+	close(in);
+	if (fsync(out) != 0) {
+		close(out);
+		fail("could not fsync \"" + tmp + "\"");
+	}
+	if (close(out) != 0)
+		fail("could not close \"" + tmp + "\"");
+	if (rename(tmp.c_str(), dst.c_str()) != 0)
+		fail("could not rename \"" + tmp + "\" to \"" + dst + "\"");
+}
+
+/*
+ * PrepareClone makes the clone a standby that is this node: it keeps the
+ * node's own configuration files (those in PGDATA), applies the action's
+ * settings to the clone's postgresql.auto.conf (dropping
+ * synchronous_standby_names, which a standby must not carry from its
+ * primary) and creates standby.signal, all fsynced.  Idempotent; throws Error.
+ */
+void
+PrepareClone(const std::string &pgdata, const std::string &clone, const datadir::PendingAction &action)
+{
+	for (const char *name : kNodeLocalFiles) {
+		std::string src = pgdata + "/" + name;
+		struct stat st;
+		if (stat(src.c_str(), &st) == 0 && S_ISREG(st.st_mode))
+			CopyFileDurably(src, clone + "/" + name);
+	}
+
+	auto settings = action.settings;
+	bool has_ssn = false;
+	for (const auto &s : settings)
+		has_ssn = has_ssn || s.first == "synchronous_standby_names";
+	if (!has_ssn)
+		settings.emplace_back("synchronous_standby_names", "");
+	std::string auto_conf = clone + "/postgresql.auto.conf";
+	std::string old_text = datadir::ReadSmallFile(auto_conf).value_or("");
+	datadir::WriteFileAtomic(auto_conf, datadir::SetAutoConfSettings(old_text, settings));
+	datadir::WriteFileAtomic(clone + "/standby.signal", "");
+
+	if (!FsyncPath(clone.c_str()))
+		throw autopilot::Error("58030", "could not fsync \"" + clone + "\": " + strerror(errno));
+}
+
+/* EndPendingAction removes the pending file durably; false with errno on failure. */
+bool
+RemovePendingFile(void)
+{
+	if (unlink(pending_path) != 0 && errno != ENOENT)
+		return false;
+	return FsyncPath(state_dir_path);
+}
+
+/* RollBack abandons the pending action: the old data directory is intact and starts normally. */
+void
+RollBack(const char *why, const char *detail, const sigset_t *old_mask)
+{
+	bool removed = RemovePendingFile();
+	int save = errno;
+	ereport(WARNING, (errmsg("pg_autopilot: pending pre-start action abandoned: %s", why),
+					  detail && detail[0] ? errdetail_internal("%s", detail) : 0,
+					  errhint("The server starts with its current data directory \"%s\"; the keeper decides again "
+							  "what to do with it.",
+							  DataDir)));
+	if (!removed) {
+		errno = save;
+		ereport(WARNING,
+				(errcode_for_file_access(), errmsg("pg_autopilot: could not remove \"%s\": %m", pending_path)));
+	}
+	sigprocmask(SIG_SETMASK, old_mask, nullptr);
+}
+
+/* FailAfterExchange ends the postmaster: the swap is half done and the next start finishes it. */
+[[noreturn]] void
+FailAfterExchange(const char *what)
+{
+	ereport(FATAL,
+			(errcode(ERRCODE_INTERNAL_ERROR), errmsg("pg_autopilot: could not finish swapping in the clone: %s", what),
+			 errdetail("The clone has been exchanged in at \"%s\" but the swap is not complete.", DataDir),
+			 errhint("The next start of the server retries it (pending file \"%s\").", pending_path)));
+	pg_unreachable();
+}
+
+/*
+ * FinishSwap runs once PGDATA holds the clone: it moves the old data
+ * directory (now at <PGDATA>.clone) aside to <PGDATA>.old-<unix time>,
+ * removes the pending file and re-execs.  Never returns.
+ */
+[[noreturn]] void
+FinishSwap(void)
+{
+	struct stat st;
+	if (lstat(clone_path, &st) == 0) {
+		char old_path[MAXPGPATH];
+		long now = (long) time(nullptr);
+		snprintf(old_path, sizeof(old_path), "%s.old-%ld", DataDir, now);
+		for (int i = 1; lstat(old_path, &st) == 0 && i < 100; i++)
+			snprintf(old_path, sizeof(old_path), "%s.old-%ld-%d", DataDir, now, i);
+		ereport(LOG, (errmsg("pg_autopilot: keeping the replaced data directory as \"%s\"", old_path)));
+		if (rename(clone_path, old_path) != 0) {
+			char what[MAXPGPATH * 2 + 64];
+			snprintf(what, sizeof(what), "could not rename \"%s\" to \"%s\": %s", clone_path, old_path,
+					 strerror(errno));
+			FailAfterExchange(what);
+		}
+		if (!FsyncParent(DataDir)) {
+			char what[MAXPGPATH + 64];
+			snprintf(what, sizeof(what), "could not fsync the parent of \"%s\": %s", DataDir, strerror(errno));
+			FailAfterExchange(what);
+		}
+	} else if (errno != ENOENT) {
+		char what[MAXPGPATH + 64];
+		snprintf(what, sizeof(what), "could not stat \"%s\": %s", clone_path, strerror(errno));
+		FailAfterExchange(what);
+	}
+
+	/* A pending file we cannot remove would re-run the swap after every re-exec: stop instead. */
+	if (!RemovePendingFile()) {
+		char what[MAXPGPATH + 64];
+		snprintf(what, sizeof(what), "could not remove \"%s\": %s", pending_path, strerror(errno));
+		FailAfterExchange(what);
+	}
+	ereport(LOG, (errmsg("pg_autopilot: clone swapped in; re-executing postmaster %d to start as a standby",
+						 (int) getpid())));
+	ReExec();
+	char what[MAXPGPATH + 64];
+	snprintf(what, sizeof(what), "could not execute \"%s\": %s", my_exec_path, strerror(errno));
+	FailAfterExchange(what);
+}
+
+/*
+ * RunCloneSwap performs a pending "clone-swap" (idempotent, crash-safe; the
+ * RENAME_EXCHANGE of PGDATA and <PGDATA>.clone is the commit point).  Before
+ * the exchange every failure rolls back and returns; from the exchange on it
+ * either re-execs or ends the postmaster with FATAL.
+ */
+void
+RunCloneSwap(const datadir::PendingAction &action, const sigset_t *old_mask)
+{
+	const uint64_t expected = action.expected_system_identifier;
+	std::optional<uint64_t> current = datadir::ReadSystemIdentifier(DataDir);
+
+	if (current && *current == expected) {
+		ereport(LOG, (errmsg("pg_autopilot: \"%s\" already holds the clone of system %" PRIu64 "; finishing the swap",
+							 DataDir, expected)));
+		FinishSwap();
+	}
+
+	std::optional<uint64_t> cloned = datadir::ReadSystemIdentifier(clone_path);
+	if (!cloned || *cloned != expected) {
+		char detail[256];
+		if (cloned)
+			snprintf(detail, sizeof(detail), "\"%s\" has system identifier %" PRIu64 ", expected %" PRIu64 ".",
+					 clone_path, *cloned, expected);
+		else
+			snprintf(detail, sizeof(detail), "\"%s\" is missing or has no readable global/pg_control.", clone_path);
+		RollBack("the clone to swap in is not usable", detail, old_mask);
+		return;
+	}
+
+	ereport(LOG,
+			(errmsg("pg_autopilot: swapping in the clone of system %" PRIu64 " from \"%s\"", expected, clone_path)));
+	ereport(LOG, (errmsg("pg_autopilot: copying the node's configuration files and standby settings into \"%s\"",
+						 clone_path)));
+	ErrorBuffer err;
+	if (!TryPure(err, [&] { PrepareClone(DataDir, clone_path, action); })) {
+		RollBack("could not prepare the clone", err.message, old_mask);
+		return;
+	}
+
+	ereport(LOG, (errmsg("pg_autopilot: exchanging \"%s\" and \"%s\"", DataDir, clone_path)));
+	if (syscall(SYS_renameat2, AT_FDCWD, DataDir, AT_FDCWD, clone_path, RENAME_EXCHANGE) != 0) {
+		char detail[MAXPGPATH * 2 + 128];
+		snprintf(detail, sizeof(detail), "renameat2(RENAME_EXCHANGE) of \"%s\" and \"%s\" failed: %s.", DataDir,
+				 clone_path, strerror(errno));
+		RollBack("could not exchange the data directories", detail, old_mask);
+		return;
+	}
+	if (!FsyncParent(DataDir)) {
+		char what[MAXPGPATH + 64];
+		snprintf(what, sizeof(what), "could not fsync the parent of \"%s\": %s", DataDir, strerror(errno));
+		FailAfterExchange(what);
+	}
+	FinishSwap();
+}
+
+/*
+ * RunPendingAction reads and runs <PGDATA>.autopilot/pending with all
+ * signals blocked (a stop request that arrives meanwhile stays pending for
+ * the new image, or for this one after a roll-back).
+ */
+void
+RunPendingAction(void)
+{
+	sigset_t all, old_mask;
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old_mask);
+
+	/* Parsed action: lives in a heap object owned here, never across an ERROR (only LOG/WARNING/FATAL below). */
+	datadir::PendingAction *action = nullptr;
+	ErrorBuffer err;
+	bool parsed = TryPure(err, [&] {
+		std::optional<std::string> text = datadir::ReadSmallFile(pending_path);
+		if (!text)
+			throw autopilot::Error(autopilot::sqlstate::kDataCorrupted, "could not read the pending file");
+		action = new datadir::PendingAction(datadir::PendingAction::Parse(*text));
+	});
+	if (!parsed) {
+		char detail[sizeof(err.message) + sizeof(err.detail) + 2];
+		snprintf(detail, sizeof(detail), "%s%s%s", err.message, err.detail[0] ? " " : "", err.detail);
+		RollBack("the pending file is not valid", detail, &old_mask);
+		return;
+	}
+	if (action->kind != "clone-swap" || action->expected_system_identifier == 0) {
+		char detail[256];
+		snprintf(detail, sizeof(detail), "Kind \"%.64s\", expected system identifier %" PRIu64 ".",
+				 action->kind.c_str(), action->expected_system_identifier);
+		delete action;
+		RollBack("unknown pending action", detail, &old_mask);
+		return;
+	}
+	RunCloneSwap(*action, &old_mask);
+	delete action;
+}
+
+} // namespace
+
+/*
+ * AutopilotExitCallback (on_proc_exit, postmaster): after a clean shutdown
+ * (code 0) requested by RequestRestart, re-exec the postmaster.  The marker
+ * is unlinked first, so this happens once per request.
+ */
+extern "C" void
+AutopilotExitCallback(int code, Datum arg) noexcept
+{
+	if (code != 0 || !prestart_ready || getpid() != PostmasterPid)
+		return;
+	char reason[256] = "";
+	int fd = open(marker_path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, reason, sizeof(reason) - 1);
+		reason[n > 0 ? n : 0] = '\0';
+		reason[strcspn(reason, "\n")] = '\0';
+		close(fd);
+	}
+	if (unlink(marker_path) != 0)
+		return; /* no marker: a normal stop */
+
+	ereport(LOG, (errmsg("pg_autopilot: postmaster %d re-executing itself after a clean shutdown (%s)", (int) getpid(),
+						 reason)));
+	ReExec();
+	write_stderr("pg_autopilot: could not re-execute \"%s\": %s; the server stays down\n", my_exec_path,
+				 strerror(errno));
+}
+
+/*
+ * AutopilotPrestartInit — see restart.hpp.  Must run first in _PG_init.
+ * Raises nothing; may not return (re-exec) or end the postmaster (FATAL)
+ * when a swap cannot be finished.
+ */
+void
+AutopilotPrestartInit(void)
+{
+	if (!process_shared_preload_libraries_in_progress || IsUnderPostmaster || !IsPostmasterEnvironment ||
+		DataDir == nullptr || prestart_ready)
+		return;
+
+	ErrorBuffer err;
+	bool paths_ok = TryPure(err, [&] {
+		std::string pgdata(DataDir);
+		CopyPath(state_dir_path, sizeof(state_dir_path), datadir::StateDir(pgdata));
+		CopyPath(marker_path, sizeof(marker_path), datadir::RestartMarker(pgdata));
+		CopyPath(pending_path, sizeof(pending_path), datadir::PendingFile(pgdata));
+		CopyPath(clone_path, sizeof(clone_path), datadir::CloneDir(pgdata));
+	});
+	if (!paths_ok) {
+		ereport(WARNING, (errmsg("pg_autopilot: same-PID restarts are disabled: %s", err.message)));
+		return;
+	}
+
+	if (!CaptureArgv()) {
+		ereport(WARNING, (errmsg("pg_autopilot: same-PID restarts are disabled: could not read /proc/self/cmdline")));
+		return;
+	}
+	ChooseExecCwd();
+	RecordInheritedFds();
+	/* Before StartSysLogger redirects them; CLOEXEC so they never leak into children or the new image. */
+	saved_stdout = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+	saved_stderr = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+
+	if (unlink(marker_path) == 0)
+		ereport(LOG, (errmsg("pg_autopilot: removed a stale restart marker \"%s\"", marker_path)));
+
+	prestart_ready = true;
+	if (access(pending_path, F_OK) == 0)
+		RunPendingAction();
+
+	on_proc_exit(AutopilotExitCallback, (Datum) 0);
+}
+
+/*
+ * RequestRestart — see restart.hpp.  Keeper process.  Writes the pending
+ * action (if any), then the one-shot marker, then asks the postmaster for a
+ * fast shutdown; on any failure it removes what it wrote and signals nothing.
+ */
+bool
+RequestRestart(const datadir::PendingAction *action, const char *reason, char *errbuf, size_t errlen)
+{
+	char pending[MAXPGPATH], marker[MAXPGPATH];
+	bool wrote_pending = false, wrote_marker = false;
+	ErrorBuffer err;
+
+	bool ok = TryPure(err, [&] {
+		std::string pgdata(DataDir);
+		std::string state_dir = datadir::StateDir(pgdata);
+		CopyPath(pending, sizeof(pending), datadir::PendingFile(pgdata));
+		CopyPath(marker, sizeof(marker), datadir::RestartMarker(pgdata));
+		if (mkdir(state_dir.c_str(), 0700) != 0 && errno != EEXIST)
+			throw autopilot::Error("58030",
+								   "could not create directory \"" + state_dir + "\": " + std::string(strerror(errno)));
+		if (action != nullptr) {
+			datadir::WriteFileAtomic(pending, action->Serialize());
+			wrote_pending = true;
+		}
+		datadir::WriteFileAtomic(marker, std::string(reason ? reason : "restart") + "\n" +
+											 std::to_string((long long) time(nullptr)) + "\n");
+		wrote_marker = true;
+	});
+	if (ok && kill(PostmasterPid, SIGINT) != 0) {
+		snprintf(err.message, sizeof(err.message), "could not signal the postmaster (PID %d): %s", (int) PostmasterPid,
+				 strerror(errno));
+		ok = false;
+	}
+	if (ok)
+		return true;
+
+	if (wrote_marker)
+		(void) unlink(marker);
+	if (wrote_pending)
+		(void) unlink(pending);
+	snprintf(errbuf, errlen, "%s", err.message);
+	return false;
+}
