@@ -1,0 +1,889 @@
+/*
+ * src/bgworker/keeper.cpp — the keeper background worker's main loop
+ * (PostgreSQL zone; DESIGN.md §4, docs/protocol.md).
+ *
+ * One tick: gather (local state from shared memory, settings), talk to the
+ * monitor (register_node once per connection, node_active every tick), decide
+ * (FindKeeperTransition, pure), apply (the transition's action).  A tick whose
+ * action succeeded persists the new current state to <PGDATA>.autopilot/state
+ * and is followed immediately by another tick, which reports it.  Otherwise
+ * the keeper waits heartbeat_interval on its latch and the monitor socket, so
+ * a NOTIFY on the state channel starts the next tick at once.
+ *
+ * Invariants:
+ *  - never blocks: libpq goes through pq_conn (deadlines, CHECK_FOR_INTERRUPTS
+ *    at every wake-up); SIGTERM is `die`, so a fast shutdown ends the keeper
+ *    within milliseconds, even mid-connect; the exit callback cancels a
+ *    running pg_basebackup and closes the monitor connection;
+ *  - every frame here holds only POD locals and file-static POD state; pure
+ *    code is called through CallCpp with results copied into POD buffers;
+ *  - each tick allocates in a memory context reset at the next tick.
+ *
+ * Error policy (deliberate): an ERROR raised during a tick (an invalid
+ * setting rejected by the GUC machinery, an I/O failure writing
+ * postgresql.auto.conf, an unconfirmed reload) is caught around the tick,
+ * logged once per distinct message, recorded as last_error (shown by
+ * status() and sent to the monitor), and the keeper carries on with the next
+ * tick.  Exiting instead would only restart the worker 1 s later with the
+ * same outcome, and would lose the monitor connection and LISTEN each time.
+ * current is not advanced on failure, so the action is retried (actions are
+ * idempotent).  FATAL (SIGTERM) is not caught: it ends the process.
+ */
+extern "C" {
+#include "postgres.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "access/xlog.h"
+#include "common/pg_prng.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "postmaster/postmaster.h"
+#include "replication/slot.h"
+#include "storage/condition_variable.h"
+#include "storage/fd.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+}
+#include "pg/compat.hpp"
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "clone.hpp"
+#include "conninfo.hpp"
+#include "datadir.hpp"
+#include "keeper.hpp"
+#include "keeper_fsm.hpp"
+#include "pg/guard.hpp"
+#include "pg/pq_conn.hpp"
+#include "restart.hpp"
+#include "states.hpp"
+
+extern "C" {
+PGDLLEXPORT void AutopilotKeeperMain(Datum main_arg);
+}
+
+namespace autopilot::node {
+
+using fsm::KeeperAction;
+using fsm::NodeState;
+
+/*
+ * Reconnect backoff: the first retry after 100 ms (a monitor restart is over
+ * quickly), doubling up to 5 s so that a long outage costs one attempt every
+ * few seconds; +-25 % jitter keeps the nodes of a formation from hammering a
+ * monitor that comes back in lock-step.
+ */
+constexpr int kBackoffInitialMs = 100;
+constexpr int kBackoffMaxMs = 5000;
+/* With invalid settings the keeper idles; a SIGHUP (which sets the latch) wakes it earlier. */
+constexpr int kIdleMs = 60000;
+
+/* What node_active answered. */
+struct Goal {
+	NodeState assigned;
+	bool has_primary;
+	int64_t primary_node_id;
+	char primary_host[256];
+	int primary_port;
+	uint64_t primary_sysid;
+	bool has_ssn;
+	char ssn[1024];
+	bool has_slots;
+	char standby_slots[2048];
+};
+
+enum class ActionResult { Done, InProgress, Failed };
+
+/* Process-lifetime state (POD). */
+static PGconn *monitor_conn = nullptr;
+static MemoryContext tick_ctx = nullptr;
+static uint32 wait_event = 0;
+static pg_prng_state prng;
+
+static int64_t node_id = 0;
+static int32_t group_id = -1;
+static NodeState current = NodeState::Init;
+static bool have_assigned = false;
+static NodeState assigned = NodeState::Init;
+
+/* Identity the open connection registered with; a change means re-register. */
+static char reg_monitor[1024];
+static char reg_node_name[kNameLen];
+static char reg_formation[kNameLen];
+static char reg_hostname[256];
+
+static int backoff_ms = 0;
+static TimestampTz next_connect_at = 0;
+static bool monitor_down_logged = false;
+static int failed_attempts = 0;
+
+static bool clone_running = false;
+
+/* Errors: the first problem of this tick, and what status() currently shows. */
+static char tick_error[kErrorLen];
+static char published_error[kErrorLen];
+
+/* ---------- status in shared memory ---------- */
+
+static void
+PublishStatus(void)
+{
+	if (keeper_shared == nullptr)
+		return;
+	SpinLockAcquire(&keeper_shared->mutex);
+	keeper_shared->keeper_pid = MyProcPid;
+	keeper_shared->node_id = node_id;
+	keeper_shared->group_id = group_id;
+	keeper_shared->monitor_reachable = monitor_conn != nullptr;
+	strlcpy(keeper_shared->node_name, guc_node_name, kNameLen);
+	strlcpy(keeper_shared->formation, guc_formation, kNameLen);
+	strlcpy(keeper_shared->current_state, fsm::StateName(current), kStateLen);
+	strlcpy(keeper_shared->assigned_state, have_assigned ? fsm::StateName(assigned) : "", kStateLen);
+	strlcpy(keeper_shared->last_error, published_error, kErrorLen);
+	SpinLockRelease(&keeper_shared->mutex);
+}
+
+/*
+ * SetTickError records a problem of this tick (the first one wins) and logs it
+ * at `level` when it differs from what status() shows now, so a persistent
+ * problem is logged once, not every tick.  level 0: never log.
+ */
+static void
+SetTickError(int level, const char *msg)
+{
+	if (tick_error[0] == '\0')
+		strlcpy(tick_error, msg, sizeof(tick_error));
+	if (level != 0 && strcmp(msg, published_error) != 0)
+		ereport(level, (errmsg("pg_autopilot keeper: %s", msg)));
+}
+
+/* SetTickErrorf is SetTickError with a printf format; the message is cut at kErrorLen. */
+static void SetTickErrorf(int level, const char *fmt, ...) pg_attribute_printf(2, 3);
+
+static void
+SetTickErrorf(int level, const char *fmt, ...)
+{
+	char msg[kErrorLen];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	SetTickError(level, msg);
+}
+
+static void
+EndTickErrors(void)
+{
+	if (published_error[0] != '\0' && tick_error[0] == '\0')
+		ereport(LOG, (errmsg("pg_autopilot keeper: problem resolved: %s", published_error)));
+	strlcpy(published_error, tick_error, sizeof(published_error));
+	PublishStatus();
+}
+
+/* ---------- pure-zone helpers (through the error boundary) ---------- */
+
+static bool
+ParseLabel(const char *label, NodeState *out)
+{
+	bool ok = false;
+	autopilot::pgx::CallCpp([&] {
+		auto s = fsm::ParseState(label);
+		if (s) {
+			*out = *s;
+			ok = true;
+		}
+	});
+	return ok;
+}
+
+static bool
+LookupTransition(NodeState from, NodeState to, KeeperAction *action, const char **why)
+{
+	bool found = false;
+	autopilot::pgx::CallCpp([&] {
+		const fsm::KeeperTransition *t = fsm::FindKeeperTransition(from, to);
+		if (t != nullptr) {
+			*action = t->action;
+			*why = t->why;
+			found = true;
+		}
+	});
+	return found;
+}
+
+static bool
+IsWritable(NodeState s)
+{
+	bool w = false;
+	autopilot::pgx::CallCpp([&] { w = fsm::IsWritableState(s); });
+	return w;
+}
+
+static void
+LoadStateFile(void)
+{
+	char label[kStateLen] = "";
+	autopilot::pgx::CallCpp([&] {
+		auto text = datadir::ReadSmallFile(datadir::StateFile(DataDir));
+		if (!text)
+			return;
+		std::string t = *text;
+		while (!t.empty() && (t.back() == '\n' || t.back() == ' ' || t.back() == '\r'))
+			t.pop_back();
+		if (t.size() < sizeof(label))
+			memcpy(label, t.c_str(), t.size() + 1);
+	});
+	if (label[0] == '\0')
+		return;
+	if (!ParseLabel(label, &current)) {
+		ereport(WARNING, (errmsg("pg_autopilot keeper: ignoring unknown state \"%s\" in the state file", label)));
+		current = NodeState::Init;
+		return;
+	}
+	ereport(LOG, (errmsg("pg_autopilot keeper: resuming in state %s", label)));
+}
+
+static void
+PersistState(void)
+{
+	const char *label = fsm::StateName(current);
+	autopilot::pgx::CallCpp([&] {
+		std::string dir = datadir::StateDir(DataDir);
+		if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+			throw autopilot::Error(sqlstate::kConfigFileError, "could not create directory \"" + dir + "\"");
+		datadir::WriteFileAtomic(datadir::StateFile(DataDir), std::string(label) + "\n");
+	});
+}
+
+/* StandbyName writes pg_autopilot_node_<id> into buf. */
+static void
+StandbyName(int64_t id, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%lld", kStandbyPrefix, (long long) id);
+}
+
+/* ---------- the monitor connection ---------- */
+
+static void
+DropMonitor(void)
+{
+	if (monitor_conn == nullptr)
+		return;
+	autopilot::pgx::PqFinish(monitor_conn);
+	monitor_conn = nullptr;
+}
+
+static void
+DrainNotifies(bool *got)
+{
+	PGnotify *n;
+	while (monitor_conn != nullptr && (n = PQnotifies(monitor_conn)) != nullptr) {
+		if (got != nullptr)
+			*got = true;
+		PQfreemem(n);
+	}
+}
+
+static void
+ScheduleReconnect(void)
+{
+	backoff_ms = backoff_ms == 0 ? kBackoffInitialMs : Min(backoff_ms * 2, kBackoffMaxMs);
+	int jitter = (int) pg_prng_uint64_range(&prng, 0, backoff_ms / 2);
+	next_connect_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), backoff_ms - backoff_ms / 4 + jitter);
+}
+
+/* MonitorFailed closes the connection, logs the first failure of an outage and schedules a retry. */
+static void
+MonitorFailed(const char *what, const char *err)
+{
+	SetTickErrorf(0, "%s: %s", what, err);
+	DropMonitor();
+	failed_attempts++;
+	if (!monitor_down_logged) {
+		ereport(LOG,
+				(errmsg("pg_autopilot keeper: %s: %s", what, err),
+				 errdetail("Retrying with a backoff of up to %d ms; further failures are not logged.", kBackoffMaxMs)));
+		monitor_down_logged = true;
+	} else
+		ereport(DEBUG1, (errmsg_internal("pg_autopilot keeper: %s: %s", what, err)));
+	ScheduleReconnect();
+}
+
+/* ConnectAndRegister opens the session, LISTENs and registers; false (already reported) on failure. */
+static bool
+ConnectAndRegister(const LocalState *ls)
+{
+	char err[1024];
+	char appname[NAMEDATALEN + 32];
+	snprintf(appname, sizeof(appname), "pg_autopilot keeper %s", guc_node_name);
+
+	const char *kw[] = {"dbname", "application_name", nullptr};
+	const char *val[] = {guc_monitor, appname, nullptr};
+	monitor_conn = autopilot::pgx::PqConnect(kw, val, guc_monitor_timeout_ms, wait_event, err, sizeof(err));
+	if (monitor_conn == nullptr) {
+		MonitorFailed("could not connect to the monitor", err);
+		return false;
+	}
+
+	PGresult *res = autopilot::pgx::PqExec(monitor_conn, "LISTEN state", 0, nullptr, guc_monitor_timeout_ms, wait_event,
+										   err, sizeof(err));
+	if (res == nullptr) {
+		MonitorFailed("could not LISTEN on the monitor", err);
+		return false;
+	}
+	PQclear(res);
+
+	char port[16], sysid[32], prio[16];
+	snprintf(port, sizeof(port), "%d", PostPortNumber);
+	snprintf(sysid, sizeof(sysid), "%lld", (long long) (int64) ls->system_identifier);
+	snprintf(prio, sizeof(prio), "%d", guc_candidate_priority);
+	const char *params[] = {
+		guc_formation, guc_node_name, guc_hostname, port, sysid, prio, guc_replication_quorum ? "true" : "false"};
+	res = autopilot::pgx::PqExec(monitor_conn,
+								 "SELECT node_id, group_id, assigned_state FROM pg_autopilot.register_node("
+								 "$1::text, $2::text, $3::text, $4::int, $5::bigint, $6::int, $7::bool)",
+								 7, params, guc_monitor_timeout_ms, wait_event, err, sizeof(err));
+	if (res == nullptr) {
+		MonitorFailed("register_node failed on the monitor", err);
+		return false;
+	}
+	if (PQntuples(res) != 1 || PQnfields(res) < 3 || PQgetisnull(res, 0, 0)) {
+		PQclear(res);
+		MonitorFailed("register_node failed on the monitor", "unexpected result shape");
+		return false;
+	}
+	node_id = strtoll(PQgetvalue(res, 0, 0), nullptr, 10);
+	group_id = PQgetisnull(res, 0, 1) ? -1 : (int32_t) strtol(PQgetvalue(res, 0, 1), nullptr, 10);
+	NodeState st;
+	if (!PQgetisnull(res, 0, 2) && ParseLabel(PQgetvalue(res, 0, 2), &st)) {
+		assigned = st;
+		have_assigned = true;
+	}
+	PQclear(res);
+	DrainNotifies(nullptr);
+
+	strlcpy(reg_monitor, guc_monitor, sizeof(reg_monitor));
+	strlcpy(reg_node_name, guc_node_name, sizeof(reg_node_name));
+	strlcpy(reg_formation, guc_formation, sizeof(reg_formation));
+	strlcpy(reg_hostname, guc_hostname, sizeof(reg_hostname));
+
+	if (monitor_down_logged)
+		ereport(LOG, (errmsg("pg_autopilot keeper: connected to the monitor again after %d failed attempts",
+							 failed_attempts)));
+	else
+		ereport(LOG, (errmsg("pg_autopilot keeper: registered as node %lld in group %d of formation \"%s\"",
+							 (long long) node_id, group_id, guc_formation)));
+	monitor_down_logged = false;
+	failed_attempts = 0;
+	backoff_ms = 0;
+	return true;
+}
+
+static bool
+IdentityChanged(void)
+{
+	return strcmp(reg_monitor, guc_monitor) != 0 || strcmp(reg_node_name, guc_node_name) != 0 ||
+		   strcmp(reg_formation, guc_formation) != 0 || strcmp(reg_hostname, guc_hostname) != 0;
+}
+
+/* Heartbeat calls node_active with the local state; false (already reported) on failure. */
+static bool
+Heartbeat(const LocalState *ls, Goal *goal)
+{
+	char err[1024];
+	char id[32], tli[16], lsn[32], prio[16];
+	snprintf(id, sizeof(id), "%lld", (long long) node_id);
+	snprintf(tli, sizeof(tli), "%u", ls->timeline);
+	snprintf(lsn, sizeof(lsn), "%X/%X", (uint32) (ls->lsn >> 32), (uint32) ls->lsn);
+	snprintf(prio, sizeof(prio), "%d", guc_candidate_priority);
+	const char *params[] = {guc_formation,
+							id,
+							fsm::StateName(current),
+							"true",
+							ls->in_recovery ? "true" : "false",
+							tli,
+							lsn,
+							ls->wal_receiver_streaming ? "true" : "false",
+							prio,
+							guc_replication_quorum ? "true" : "false",
+							published_error[0] ? published_error : nullptr};
+
+	PGresult *res = autopilot::pgx::PqExec(
+		monitor_conn,
+		"SELECT assigned_state, primary_node_id, primary_host, primary_port, primary_system_identifier, "
+		"synchronous_standby_names, standby_slots FROM pg_autopilot.node_active($1::text, $2::bigint, $3::text, "
+		"$4::bool, $5::bool, $6::int, $7::pg_lsn, $8::bool, $9::int, $10::bool, $11::text)",
+		11, params, guc_monitor_timeout_ms, wait_event, err, sizeof(err));
+	if (res == nullptr) {
+		MonitorFailed("node_active failed on the monitor", err);
+		return false;
+	}
+	DrainNotifies(nullptr);
+	if (PQntuples(res) != 1 || PQnfields(res) < 7 || PQgetisnull(res, 0, 0) ||
+		!ParseLabel(PQgetvalue(res, 0, 0), &goal->assigned)) {
+		PQclear(res);
+		MonitorFailed("node_active failed on the monitor", "unexpected result");
+		return false;
+	}
+	goal->has_primary = !PQgetisnull(res, 0, 1);
+	goal->primary_node_id = goal->has_primary ? strtoll(PQgetvalue(res, 0, 1), nullptr, 10) : 0;
+	strlcpy(goal->primary_host, PQgetisnull(res, 0, 2) ? "" : PQgetvalue(res, 0, 2), sizeof(goal->primary_host));
+	goal->primary_port = PQgetisnull(res, 0, 3) ? 0 : (int) strtol(PQgetvalue(res, 0, 3), nullptr, 10);
+	goal->primary_sysid = PQgetisnull(res, 0, 4) ? 0 : (uint64) strtoll(PQgetvalue(res, 0, 4), nullptr, 10);
+	goal->has_ssn = !PQgetisnull(res, 0, 5);
+	strlcpy(goal->ssn, goal->has_ssn ? PQgetvalue(res, 0, 5) : "", sizeof(goal->ssn));
+	goal->has_slots = !PQgetisnull(res, 0, 6);
+	strlcpy(goal->standby_slots, goal->has_slots ? PQgetvalue(res, 0, 6) : "", sizeof(goal->standby_slots));
+	PQclear(res);
+
+	if (goal->primary_host[0] == '\0' || goal->primary_port <= 0)
+		goal->has_primary = false;
+	assigned = goal->assigned;
+	have_assigned = true;
+	return true;
+}
+
+/* ---------- actions ---------- */
+
+static void
+SetSyncNames(const char *value)
+{
+	const char *names[] = {"synchronous_standby_names"};
+	const char *values[] = {value};
+	SetAutoConf(1, names, values, guc_monitor_timeout_ms);
+}
+
+/* PrimaryConninfo renders the primary_conninfo of this node for the goal's primary. */
+static void
+PrimaryConninfo(const Goal *goal, char *buf, size_t len)
+{
+	char port[16], appname[NAMEDATALEN];
+	snprintf(port, sizeof(port), "%d", goal->primary_port);
+	StandbyName(node_id, appname, sizeof(appname));
+	const char *user = guc_replication_user;
+	buf[0] = '\0';
+	autopilot::pgx::CallCpp([&] {
+		std::vector<std::pair<std::string, std::string>> params = {
+			{"host", goal->primary_host}, {"port", port}, {"application_name", appname}};
+		if (user != nullptr && user[0] != '\0')
+			params.emplace_back("user", user);
+		std::string s = autopilot::conninfo::Build(params);
+		if (s.size() >= len)
+			throw autopilot::Error(sqlstate::kInvalidParameterValue, "primary_conninfo is too long");
+		memcpy(buf, s.c_str(), s.size() + 1);
+	});
+}
+
+/* EnsureFollowing points primary_conninfo/primary_slot_name at the goal's primary (no-op when they do). */
+static void
+EnsureFollowing(const Goal *goal)
+{
+	char conninfo[1024], slot[NAMEDATALEN];
+	PrimaryConninfo(goal, conninfo, sizeof(conninfo));
+	StandbyName(node_id, slot, sizeof(slot));
+	const char *names[] = {"primary_conninfo", "primary_slot_name"};
+	const char *values[] = {conninfo, slot};
+	SetAutoConf(2, names, values, guc_monitor_timeout_ms);
+}
+
+static void
+CreateStandbySignal(void)
+{
+	FILE *f = AllocateFile(STANDBY_SIGNAL_FILE, "w");
+	if (f == nullptr)
+		ereport(ERROR, (errcode_for_file_access(), errmsg("could not create file \"%s\": %m", STANDBY_SIGNAL_FILE)));
+	if (FreeFile(f) != 0)
+		ereport(ERROR, (errcode_for_file_access(), errmsg("could not close file \"%s\": %m", STANDBY_SIGNAL_FILE)));
+	fsync_fname(STANDBY_SIGNAL_FILE, false);
+}
+
+/*
+ * RequestCloneSwap asks for the restart that swaps the finished clone in.
+ * The PendingAction (std::string members) lives only inside the boundary;
+ * RequestRestart reports failures through errbuf, never by ereport.
+ */
+static bool
+RequestCloneSwap(uint64_t sysid, const Goal *goal, char *errbuf, size_t errlen)
+{
+	char conninfo[1024], slot[NAMEDATALEN];
+	PrimaryConninfo(goal, conninfo, sizeof(conninfo));
+	StandbyName(node_id, slot, sizeof(slot));
+	bool ok = false;
+	autopilot::pgx::CallCpp([&] {
+		datadir::PendingAction action;
+		action.kind = "clone-swap";
+		action.expected_system_identifier = sysid;
+		action.settings = {{"primary_conninfo", conninfo}, {"primary_slot_name", slot}};
+		ok = RequestRestart(&action, "swap in the clone of the primary", errbuf, errlen);
+	});
+	return ok;
+}
+
+/* PollClone follows a running pg_basebackup; on success requests the swap restart. */
+static ActionResult
+PollClone(const Goal *goal)
+{
+	char err[1024] = "";
+	CloneStatus st = ClonePoll(err, sizeof(err));
+	if (st == CloneStatus::Running)
+		return ActionResult::InProgress;
+	clone_running = false;
+	if (st != CloneStatus::Done) {
+		SetTickErrorf(LOG, "cloning the primary failed: %s", err[0] ? err : "unknown error");
+		return ActionResult::Failed;
+	}
+
+	uint64_t clone_sysid = 0;
+	bool have = false;
+	autopilot::pgx::CallCpp([&] {
+		auto id = datadir::ReadSystemIdentifier(datadir::CloneDir(DataDir));
+		if (id) {
+			clone_sysid = *id;
+			have = true;
+		}
+	});
+	if (!have || clone_sysid != goal->primary_sysid) {
+		SetTickErrorf(LOG, "the finished clone has system identifier %llu, the primary has %llu; not swapping it in",
+					  (unsigned long long) clone_sysid, (unsigned long long) goal->primary_sysid);
+		return ActionResult::Failed;
+	}
+	ereport(LOG, (errmsg("pg_autopilot keeper: clone of the primary complete, restarting to swap it in")));
+	if (!RequestCloneSwap(clone_sysid, goal, err, sizeof(err))) {
+		SetTickErrorf(LOG, "could not request the restart that swaps the clone in: %s", err);
+		return ActionResult::Failed;
+	}
+	return ActionResult::InProgress;
+}
+
+/*
+ * InitStandby: same system as the primary -> follow it (restarting into
+ * recovery if this copy still runs as a primary); different system -> clone
+ * only when the data directory is pristine, otherwise refuse (DESIGN.md §6.4).
+ */
+static ActionResult
+InitStandby(const LocalState *ls, const Goal *goal)
+{
+	if (!goal->has_primary) {
+		SetTickError(0, "waiting for the monitor to name a primary to follow");
+		return ActionResult::InProgress;
+	}
+	if (ls->system_identifier == goal->primary_sysid) {
+		EnsureFollowing(goal);
+		if (ls->in_recovery)
+			return ActionResult::Done;
+
+		char err[1024];
+		CreateStandbySignal();
+		ereport(LOG, (errmsg("pg_autopilot keeper: this server is a copy of the primary; restarting as a standby")));
+		if (!RequestRestart(nullptr, "restart as a standby of the primary", err, sizeof(err))) {
+			SetTickErrorf(LOG, "could not request a restart as a standby: %s", err);
+			return ActionResult::Failed;
+		}
+		return ActionResult::InProgress;
+	}
+
+	if (clone_running)
+		return PollClone(goal);
+
+	char why[512] = "";
+	bool pristine = false;
+	autopilot::pgx::CallCpp([&] {
+		std::string reason;
+		pristine = datadir::IsPristine(DataDir, &reason);
+		strlcpy(why, reason.c_str(), sizeof(why));
+	});
+	if (!pristine) {
+		SetTickErrorf(WARNING,
+					  "data directory \"%s\" holds a different database system (system identifier %llu, primary has "
+					  "%llu) with user data (%s); refusing to overwrite it",
+					  DataDir, (unsigned long long) ls->system_identifier, (unsigned long long) goal->primary_sysid,
+					  why);
+		return ActionResult::Failed;
+	}
+
+	char conninfo[1024], err[1024];
+	PrimaryConninfo(goal, conninfo, sizeof(conninfo));
+	if (!CloneStart(conninfo, err, sizeof(err))) {
+		SetTickErrorf(LOG, "could not start cloning the primary: %s", err);
+		return ActionResult::Failed;
+	}
+	clone_running = true;
+	ereport(LOG, (errmsg("pg_autopilot keeper: cloning the primary at %s:%d into \"%s.clone\"", goal->primary_host,
+						 goal->primary_port, DataDir)));
+	return ActionResult::InProgress;
+}
+
+/* RequireNotInRecovery reports a primary-only action assigned to a server in recovery; false then. */
+static bool
+RequireNotInRecovery(const LocalState *ls, KeeperAction action)
+{
+	if (!ls->in_recovery)
+		return true;
+	SetTickErrorf(WARNING, "assigned state %s needs a primary, but this server is in recovery; not acting (%s)",
+				  fsm::StateName(assigned), fsm::KeeperActionName(action));
+	return false;
+}
+
+static ActionResult
+RunAction(KeeperAction action, const LocalState *ls, const Goal *goal)
+{
+	switch (action) {
+	case KeeperAction::None:
+		return ActionResult::Done;
+	case KeeperAction::BecomeSingle:
+		if (!RequireNotInRecovery(ls, action))
+			return ActionResult::Failed;
+		SetSyncNames("");
+		return ActionResult::Done;
+	case KeeperAction::PrepareStandbys:
+		if (!RequireNotInRecovery(ls, action))
+			return ActionResult::Failed;
+		EnsureSlots(goal->standby_slots);
+		SetSyncNames("");
+		return ActionResult::Done;
+	case KeeperAction::EnableSyncRep:
+		if (!RequireNotInRecovery(ls, action))
+			return ActionResult::Failed;
+		if (goal->has_slots)
+			EnsureSlots(goal->standby_slots);
+		SetSyncNames(goal->ssn);
+		return ActionResult::Done;
+	case KeeperAction::DisableSyncRep:
+		if (!RequireNotInRecovery(ls, action))
+			return ActionResult::Failed;
+		SetSyncNames("");
+		return ActionResult::Done;
+	case KeeperAction::InitStandby:
+		return InitStandby(ls, goal);
+	case KeeperAction::FollowPrimary:
+		if (!goal->has_primary) {
+			SetTickError(0, "waiting for the monitor to name a primary to follow");
+			return ActionResult::InProgress;
+		}
+		if (!ls->in_recovery) {
+			SetTickError(WARNING, "assigned to follow a primary, but this server is not in recovery; demotion is not "
+								  "implemented yet");
+			return ActionResult::Failed;
+		}
+		EnsureFollowing(goal);
+		return ActionResult::Done;
+	}
+	return ActionResult::Failed;
+}
+
+/* Steady keeps a node whose current state equals its goal in line with the monitor's latest values. */
+static void
+Steady(const LocalState *ls, const Goal *goal)
+{
+	if (!ls->in_recovery && IsWritable(current)) {
+		if (goal->has_slots)
+			EnsureSlots(goal->standby_slots);
+		if (goal->has_ssn)
+			SetSyncNames(goal->ssn);
+	} else if (ls->in_recovery && (current == NodeState::Catchingup || current == NodeState::Secondary) &&
+			   goal->has_primary && goal->primary_sysid == ls->system_identifier)
+		EnsureFollowing(goal); /* the primary's host or port may have changed */
+}
+
+/* ---------- the tick ---------- */
+
+/* KeeperTick runs one gather/decide/apply round; returns how long to wait before the next (ms). */
+static long
+KeeperTick(void)
+{
+	LocalState ls;
+	Goal goal;
+	char cfg[kErrorLen];
+
+	memset(&goal, 0, sizeof(goal));
+	ReadLocalState(&ls);
+
+	if (!ValidateSettings(cfg, sizeof(cfg))) {
+		DropMonitor();
+		if (strcmp(cfg, published_error) != 0)
+			ereport(WARNING, (errmsg("pg_autopilot keeper is idle: %s", cfg),
+							  errhint("Set these parameters in postgresql.conf and reload; the keeper checks again "
+									  "on every reload.")));
+		SetTickError(0, cfg);
+		return kIdleMs;
+	}
+
+	if (monitor_conn != nullptr && IdentityChanged()) {
+		ereport(LOG, (errmsg("pg_autopilot keeper: identity settings changed, registering again")));
+		DropMonitor();
+	}
+	if (monitor_conn == nullptr) {
+		long wait = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_connect_at);
+		if (wait > 0) {
+			/* Keep the error of the outage visible while waiting. */
+			SetTickError(0, published_error);
+			return wait;
+		}
+		if (!ConnectAndRegister(&ls))
+			return backoff_ms;
+	}
+	if (!Heartbeat(&ls, &goal))
+		return backoff_ms;
+
+	if (current == goal.assigned) {
+		Steady(&ls, &goal);
+		return guc_heartbeat_interval_ms;
+	}
+
+	KeeperAction action = KeeperAction::None;
+	const char *why = "";
+	if (!LookupTransition(current, goal.assigned, &action, &why)) {
+		SetTickErrorf(WARNING, "no keeper transition from %s to %s", fsm::StateName(current),
+					  fsm::StateName(goal.assigned));
+		return guc_heartbeat_interval_ms;
+	}
+
+	ActionResult r = RunAction(action, &ls, &goal);
+	if (r != ActionResult::Done)
+		return guc_heartbeat_interval_ms;
+
+	ereport(LOG, (errmsg("pg_autopilot keeper: %s -> %s (%s): %s", fsm::StateName(current),
+						 fsm::StateName(goal.assigned), fsm::KeeperActionName(action), why)));
+	current = goal.assigned;
+	PersistState();
+	return 0; /* report the new state now */
+}
+
+/* RunTickGuarded runs a tick and turns an ERROR into last_error (see the header comment). */
+static long
+RunTickGuarded(void)
+{
+	volatile long wait_ms = guc_heartbeat_interval_ms;
+
+	tick_error[0] = '\0';
+	PG_TRY();
+	{
+		wait_ms = KeeperTick();
+	}
+	PG_CATCH();
+	{
+		HOLD_INTERRUPTS();
+		MemoryContextSwitchTo(TopMemoryContext);
+		ErrorData *edata = CopyErrorData();
+		if (strcmp(edata->message ? edata->message : "", published_error) != 0)
+			EmitErrorReport();
+		FlushErrorState();
+		LWLockReleaseAll();
+		ConditionVariableCancelSleep();
+		pgstat_report_wait_end();
+		if (MyReplicationSlot != nullptr)
+			ReplicationSlotRelease();
+		/* A call interrupted mid-flight leaves the session unusable. */
+		if (monitor_conn != nullptr && PQtransactionStatus(monitor_conn) != PQTRANS_IDLE)
+			DropMonitor();
+		tick_error[0] = '\0';
+		SetTickError(0, edata->message ? edata->message : "unknown error");
+		FreeErrorData(edata);
+		RESUME_INTERRUPTS();
+		wait_ms = guc_heartbeat_interval_ms;
+	}
+	PG_END_TRY();
+	EndTickErrors();
+	return wait_ms;
+}
+
+/* WaitForWork sleeps up to wait_ms on the latch and the monitor socket; a NOTIFY ends it early. */
+static void
+WaitForWork(long wait_ms)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
+
+	for (;;) {
+		long remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (remaining <= 0)
+			return;
+		int events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH;
+		pgsocket sock = PGINVALID_SOCKET;
+		if (monitor_conn != nullptr && (sock = PQsocket(monitor_conn)) != PGINVALID_SOCKET)
+			events |= WL_SOCKET_READABLE;
+		int rc = WaitLatchOrSocket(MyLatch, events, sock, remaining, wait_event);
+
+		if (rc & WL_LATCH_SET) {
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+			return; /* SIGHUP or another wake-up: tick now */
+		}
+		if (rc & WL_SOCKET_READABLE) {
+			bool got = false;
+			if (!PQconsumeInput(monitor_conn)) {
+				MonitorFailed("lost the connection to the monitor", PQerrorMessage(monitor_conn));
+				EndTickErrors();
+				return;
+			}
+			DrainNotifies(&got);
+			if (got)
+				return;
+		}
+	}
+}
+
+/* KeeperExit runs at process exit: never leave a pg_basebackup or a monitor session behind. */
+static void
+KeeperExit(int code, Datum arg)
+{
+	CloneCancel();
+	DropMonitor();
+	if (keeper_shared != nullptr) {
+		SpinLockAcquire(&keeper_shared->mutex);
+		keeper_shared->keeper_pid = 0;
+		keeper_shared->monitor_reachable = false;
+		SpinLockRelease(&keeper_shared->mutex);
+	}
+}
+
+} // namespace autopilot::node
+
+extern "C" void
+AutopilotKeeperMain(Datum main_arg)
+{
+	using namespace autopilot::node;
+
+	pqsignal(SIGTERM, die);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	BackgroundWorkerUnblockSignals();
+
+	before_shmem_exit(KeeperExit, (Datum) 0);
+	wait_event = AUTOPILOT_WAIT_EVENT("PgAutopilotKeeper");
+	pg_prng_seed(&prng, (uint64) MyProcPid ^ (uint64) GetCurrentTimestamp());
+	tick_ctx = AllocSetContextCreate(TopMemoryContext, "pg_autopilot keeper tick", ALLOCSET_DEFAULT_SIZES);
+
+	LoadStateFile();
+	PublishStatus();
+	ereport(LOG, (errmsg("pg_autopilot keeper started")));
+
+	for (;;) {
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending) {
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		MemoryContextReset(tick_ctx);
+		MemoryContextSwitchTo(tick_ctx);
+		long wait_ms = RunTickGuarded();
+		MemoryContextSwitchTo(TopMemoryContext);
+		if (wait_ms > 0)
+			WaitForWork(wait_ms);
+	}
+}

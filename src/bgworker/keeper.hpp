@@ -1,0 +1,103 @@
+/*
+ * src/bgworker/keeper.hpp — what the files of the data-node extension share
+ * (PostgreSQL zone): the GUCs, the status struct in shared memory, local state
+ * gathering, the postgresql.auto.conf writer and slot maintenance.
+ *
+ * Include after the server headers (postgres.h first) and compat.hpp.
+ * Everything here is POD or plain functions: safe on frames that ereport.
+ */
+#pragma once
+
+extern "C" {
+#include "storage/spin.h"
+}
+
+#include <cstddef>
+#include <cstdint>
+
+namespace autopilot::node {
+
+/* GUCs (module.cpp).  Strings are never NULL once _PG_init has run. */
+extern char *guc_monitor;
+extern char *guc_node_name;
+extern char *guc_hostname;
+extern char *guc_formation;
+extern char *guc_replication_user;
+extern int guc_candidate_priority;
+extern bool guc_replication_quorum;
+extern int guc_heartbeat_interval_ms;
+extern int guc_monitor_timeout_ms;
+
+/* True when _PG_init ran during shared_preload_libraries (the keeper exists). */
+extern bool preloaded;
+
+constexpr size_t kNameLen = 64;    /* node and formation names: 1..63 bytes */
+constexpr size_t kStateLen = 32;   /* state labels */
+constexpr size_t kErrorLen = 1024; /* last_error */
+
+/*
+ * KeeperShared is the keeper's status, written by the keeper and read by
+ * pg_autopilot.status() in any backend.  Every field is read and written
+ * under `mutex` (a spinlock: only memcpy inside).
+ */
+struct KeeperShared {
+	slock_t mutex;
+	pid_t keeper_pid;       /* 0 while no keeper runs */
+	int64_t node_id;        /* 0 until registered */
+	int32_t group_id;       /* -1 until registered */
+	bool monitor_reachable; /* the last call to the monitor succeeded */
+	char node_name[kNameLen];
+	char formation[kNameLen];
+	char current_state[kStateLen];
+	char assigned_state[kStateLen];
+	char last_error[kErrorLen];
+};
+
+extern KeeperShared *keeper_shared; /* nullptr when not preloaded */
+
+/* Snapshot copy for readers. */
+void ReadKeeperShared(KeeperShared *out);
+
+/*
+ * ValidateSettings checks the identity GUCs (monitor, node_name, hostname,
+ * formation).  Returns true when they are usable; otherwise writes every
+ * problem, joined by "; ", into msg.  Never raises.
+ */
+bool ValidateSettings(char *msg, size_t len);
+
+/* What the keeper knows about its own server, read from shared memory (local_state.cpp). */
+struct LocalState {
+	bool in_recovery;
+	uint32_t timeline;
+	uint64_t lsn; /* flush LSN on a primary, max(receive, replay) on a standby */
+	bool wal_receiver_streaming;
+	uint64_t system_identifier;
+	int streaming_walsenders; /* walsenders in state streaming */
+	int sync_candidates;      /* of those, candidates for synchronous replication */
+	char sender_host[256];    /* walreceiver's primary host ("" when none) */
+	int sender_port;          /* walreceiver's primary port (0 when none) */
+};
+
+/* ReadLocalState fills st; needs no lock of the caller and no transaction. */
+void ReadLocalState(LocalState *st);
+
+/*
+ * SetAutoConf writes `n` settings into postgresql.auto.conf (an empty value
+ * removes the line), makes the postmaster reload and waits until this
+ * process' own reload shows every new value, for at most timeout_ms.
+ * Does nothing (and does not signal) when all values are already in effect.
+ * Raises ERROR on an invalid value, an I/O failure, or an unconfirmed reload.
+ */
+void SetAutoConf(int n, const char *const *names, const char *const *values, int timeout_ms);
+
+/*
+ * EnsureSlots creates a persistent physical slot for every name in the
+ * comma-separated `wanted` list and drops every other pg_autopilot_node_*
+ * slot.  Logs and continues on a failure of one slot; never raises.
+ */
+void EnsureSlots(const char *wanted);
+
+/* The prefix of the slots and application names the keeper manages. */
+constexpr const char *kStandbyPrefix = "pg_autopilot_node_";
+
+} // namespace autopilot::node
