@@ -14,7 +14,7 @@ what=${1:-all}
 shift || true
 src=$(cd "$(dirname "$0")/.." && pwd)
 PGBIN=$(pg_config --bindir)
-PGXS_DIR=$(dirname "$(pg_config --pgxs)")/..
+PGXS_DIR=$(dirname "$(pg_config --pgxs)")/../..
 run_user=${AUTOPILOT_TEST_USER:-postgres}
 
 scratch=$(mktemp -d /tmp/pg_autopilot-test.XXXXXX)
@@ -43,12 +43,12 @@ fi
 status=0
 if [ "$what" = regress ] || [ "$what" = all ]; then
 	echo "== pg_regress (monitor)"
-	as_user bash -c "cd '$scratch/tree' && '$PGXS_DIR/src/test/regress/pg_regress' \
+	as_user bash -c "cd '$scratch/tree' && mkdir -p tmp_check && '$PGXS_DIR/src/test/regress/pg_regress' \
 		--temp-instance=tmp_check/monitor --temp-config=test/monitor.conf \
 		--bindir='$PGBIN' --inputdir=. --outputdir=tmp_check/monitor_out \
 		--schedule=test/monitor.schedule" || status=1
 	echo "== pg_regress (node)"
-	as_user bash -c "cd '$scratch/tree' && '$PGXS_DIR/src/test/regress/pg_regress' \
+	as_user bash -c "cd '$scratch/tree' && mkdir -p tmp_check && '$PGXS_DIR/src/test/regress/pg_regress' \
 		--temp-instance=tmp_check/node --temp-config=test/node.conf \
 		--bindir='$PGBIN' --inputdir=. --outputdir=tmp_check/node_out \
 		--schedule=test/node.schedule" || status=1

@@ -177,7 +177,12 @@ bool
 StandbyCaughtUp(const Ctx &ctx, const NodeView &node, std::string *description)
 {
 	const NodeView *p = ctx.primary;
-	if (!Settled(node, S::Catchingup) || !node.healthy || p == nullptr)
+	/*
+	 * Not streaming means not receiving the primary's WAL now — for instance a
+	 * copy whose history split from the primary's and whose walreceiver keeps
+	 * failing: its LSN may look close, but it must never count for quorum.
+	 */
+	if (!Settled(node, S::Catchingup) || !node.healthy || !node.streaming || p == nullptr)
 		return false;
 	if (p->assigned != S::WaitPrimary && p->assigned != S::Primary)
 		return false;

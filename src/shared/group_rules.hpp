@@ -30,6 +30,7 @@ struct NodeView {
 	bool healthy = true;                  /* monitor's verdict: reports recent and health check not failed */
 	uint64_t lsn = 0;                     /* last reported LSN (flush on a primary, receive/replay on a standby) */
 	uint32_t timeline = 0;
+	bool streaming = false;         /* a standby's walreceiver is streaming from the primary */
 	int candidate_priority = 50;    /* 0..100, 0 = never promoted */
 	bool replication_quorum = true; /* counts for synchronous quorum */
 };

@@ -134,6 +134,7 @@ class Group : public ::testing::Test {
 		n.name = name;
 		n.assigned = a.to;
 		n.timeline = 1;
+		n.streaming = true;
 		g.nodes.push_back(n);
 	}
 
@@ -214,6 +215,10 @@ TEST_F(Group, TwoNodesFormAGroupStepByStep)
 	Node(2).lsn = (1ull << 32) - g.sync_lag_threshold_bytes - 1;
 	EXPECT_EQ(Proceed(), Strings{});
 	Node(2).lsn = (1ull << 32) - g.sync_lag_threshold_bytes;
+	/* Close enough, but its walreceiver is not streaming: not a secondary. */
+	Node(2).streaming = false;
+	EXPECT_EQ(Proceed(), Strings{});
+	Node(2).streaming = true;
 	EXPECT_EQ(Proceed(), Strings{"2:catchingup->secondary:standby_caught_up"});
 	EXPECT_EQ(Proceed(), Strings{}) << "the primary waits until node2 reports secondary";
 	EXPECT_EQ(SynchronousStandbyNames(g), "");

@@ -1,0 +1,321 @@
+/*
+ * src/monitor_ext/group_glue.cpp — gather → decide → apply for one group of
+ * nodes (PostgreSQL zone).
+ *
+ * Gather: SPI reads the group into palloc'd GatheredNode structs.  Decide:
+ * inside CallCpp the pure rules (src/shared/group_rules.cpp) run on a
+ * GroupView built from them; the decisions are copied into pre-allocated
+ * POD buffers before the lambda ends.  Apply: UPDATE node, INSERT event
+ * with the rule's name, NOTIFY state (JSON), one LOG line per change.
+ *
+ * Invariants: callers hold an SPI connection, the formation lock and the
+ * group lock (see the SQL file, LOCKING) before calling ProceedAndApply;
+ * no C++ object with a destructor lives on a frame that can ereport (they
+ * only exist inside CallCpp lambdas).
+ */
+extern "C" {
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/pg_lsn.h"
+#include "utils/timestamp.h"
+}
+#include "pg/compat.hpp"
+
+#include <cstring>
+
+#include "error.hpp"
+#include "group_rules.hpp"
+#include "pg/guard.hpp"
+#include "states.hpp"
+
+#include "monitor.hpp"
+
+namespace autopilot::monitor {
+
+namespace {
+
+/* One decision of the pure rules, copied out of C++ land. */
+struct Decision {
+	int64 node_id;
+	uint8 to;
+	const char *rule; /* static string of the rule table */
+	char description[1024];
+};
+
+void
+CopyTruncated(char *dst, size_t size, const std::string &src) noexcept
+{
+	size_t n = src.size() < size - 1 ? src.size() : size - 1;
+	memcpy(dst, src.data(), n);
+	dst[n] = '\0';
+}
+
+/* StateFromLabel maps an enum label read from the node table to its NodeState value. */
+uint8
+StateFromLabel(const char *label)
+{
+	int value = -1;
+	autopilot::pgx::CallCpp([&] {
+		auto s = autopilot::fsm::ParseState(label);
+		if (s)
+			value = static_cast<int>(*s);
+	});
+	if (value < 0)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("pg_autopilot_monitor: node state \"%s\" is unknown to this module", label),
+						errhint("The installed module and the extension's SQL do not match: reinstall both.")));
+	return static_cast<uint8>(value);
+}
+
+/* BuildView turns a gathered group into the pure zone's view; runs inside CallCpp. */
+void
+BuildView(const GatheredGroup &g, autopilot::fsm::GroupView &view)
+{
+	view.formation = g.formation;
+	view.group_id = g.group_id;
+	view.number_sync_standbys = g.number_sync_standbys;
+	view.nodes.reserve(g.count);
+	for (int i = 0; i < g.count; i++) {
+		const GatheredNode &n = g.nodes[i];
+		autopilot::fsm::NodeView v;
+		v.node_id = n.node_id;
+		v.name = n.name;
+		v.reported = static_cast<autopilot::fsm::NodeState>(n.reported);
+		v.assigned = static_cast<autopilot::fsm::NodeState>(n.assigned);
+		v.healthy = n.healthy;
+		v.lsn = n.lsn;
+		v.timeline = n.timeline;
+		v.streaming = n.streaming;
+		v.candidate_priority = n.candidate_priority;
+		v.replication_quorum = n.replication_quorum;
+		view.nodes.push_back(std::move(v));
+	}
+}
+
+const char *
+HealthLabel(int16 health)
+{
+	return health == 1 ? "good" : health == 0 ? "bad" : "unknown";
+}
+
+/* NotifyState sends NOTIFY state with the node's current row as JSON (delivered at commit). */
+void
+NotifyState(int64 node_id)
+{
+	Oid types[1] = {INT8OID};
+	Datum values[1] = {Int64GetDatum(node_id)};
+
+	if (SpiRun("SELECT formation_id, group_id, node_name, host, port, reported_state::text, "
+			   "assigned_state::text, health, "
+			   "pg_autopilot._node_healthy(report_time, health, health_check_time) "
+			   "FROM pg_autopilot.node WHERE node_id = $1",
+			   1, types, values, nullptr, false) != 1)
+		return;
+
+	HeapTuple tup = SPI_tuptable->vals[0];
+	TupleDesc desc = SPI_tuptable->tupdesc;
+	bool isnull;
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"formation\": ");
+	escape_json(&buf, TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull)));
+	appendStringInfo(&buf, ", \"group_id\": %d, \"node_id\": " INT64_FORMAT ", \"node_name\": ",
+					 DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull)), node_id);
+	escape_json(&buf, TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull)));
+	appendStringInfoString(&buf, ", \"host\": ");
+	escape_json(&buf, TextDatumGetCString(SPI_getbinval(tup, desc, 4, &isnull)));
+	appendStringInfo(&buf, ", \"port\": %d, \"reported_state\": ", DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull)));
+	escape_json(&buf, TextDatumGetCString(SPI_getbinval(tup, desc, 6, &isnull)));
+	appendStringInfoString(&buf, ", \"assigned_state\": ");
+	escape_json(&buf, TextDatumGetCString(SPI_getbinval(tup, desc, 7, &isnull)));
+	appendStringInfo(&buf, ", \"health\": \"%s\", \"reachable\": %s}",
+					 HealthLabel(DatumGetInt16(SPI_getbinval(tup, desc, 8, &isnull))),
+					 DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull)) ? "true" : "false");
+	Async_Notify("state", buf.data);
+	pfree(buf.data);
+}
+
+} // namespace
+
+uint64
+SpiRun(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, bool read_only)
+{
+	int rc = SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, 0);
+	if (rc < 0)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("pg_autopilot_monitor: SPI failed: %s", SPI_result_code_string(rc)),
+						errdetail("The statement was: %s", sql)));
+	return SPI_processed;
+}
+
+int32
+LockFormation(const char *formation, bool exclusive)
+{
+	Oid types[1] = {TEXTOID};
+	Datum values[1] = {CStringGetTextDatum(formation)};
+	const char *sql = exclusive ? "SELECT number_sync_standbys FROM pg_autopilot.formation "
+								  "WHERE formation_id = $1 FOR UPDATE"
+								: "SELECT number_sync_standbys FROM pg_autopilot.formation "
+								  "WHERE formation_id = $1 FOR SHARE";
+	bool isnull;
+
+	if (SpiRun(sql, 1, types, values, nullptr, false) != 1)
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("formation \"%s\" does not exist", formation)));
+	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+void
+LockGroup(const char *formation, int32 group_id)
+{
+	LOCKTAG tag;
+	uint32 hash = DatumGetUInt32(hash_any(reinterpret_cast<const unsigned char *>(formation), (int) strlen(formation)));
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, hash, (uint32) group_id, kGroupLockClass);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+bool
+NodeHealthy(bool report_time_null, TimestampTz report_time, int16 health, bool health_check_time_null,
+			TimestampTz health_check_time)
+{
+	if (report_time_null)
+		return false;
+	if (TimestampDifferenceExceeds(report_time, GetCurrentTransactionStartTimestamp(), node_timeout_ms))
+		return false;
+	if (health == 0 && !health_check_time_null && health_check_time > report_time)
+		return false;
+	return true;
+}
+
+void
+GatherGroup(const char *formation, int32 group_id, int32 number_sync_standbys, GatheredGroup *out)
+{
+	Oid types[2] = {TEXTOID, INT4OID};
+	Datum values[2] = {CStringGetTextDatum(formation), Int32GetDatum(group_id)};
+	uint64 rows = SpiRun("SELECT node_id, node_name, host, port, system_identifier, reported_state::text, "
+						 "assigned_state::text, "
+						 "pg_autopilot._node_healthy(report_time, health, health_check_time), "
+						 "reported_lsn, reported_timeline, candidate_priority, replication_quorum, "
+						 "coalesce(wal_receiver_streaming, false) "
+						 "FROM pg_autopilot.node WHERE formation_id = $1 AND group_id = $2 ORDER BY node_id",
+						 2, types, values, nullptr, false);
+	SPITupleTable *tt = SPI_tuptable;
+
+	out->formation = pstrdup(formation);
+	out->group_id = group_id;
+	out->number_sync_standbys = number_sync_standbys;
+	out->count = (int) rows;
+	out->nodes = static_cast<GatheredNode *>(palloc0(sizeof(GatheredNode) * (rows > 0 ? rows : 1)));
+	for (uint64 i = 0; i < rows; i++) {
+		HeapTuple tup = tt->vals[i];
+		TupleDesc desc = tt->tupdesc;
+		GatheredNode &n = out->nodes[i];
+		bool isnull;
+
+		n.node_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		n.name = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+		n.host = TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull));
+		n.port = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
+		Datum sysid = SPI_getbinval(tup, desc, 5, &isnull);
+		n.system_identifier = isnull ? 0 : DatumGetInt64(sysid);
+		n.system_identifier_null = isnull;
+		n.reported = StateFromLabel(TextDatumGetCString(SPI_getbinval(tup, desc, 6, &isnull)));
+		n.assigned = StateFromLabel(TextDatumGetCString(SPI_getbinval(tup, desc, 7, &isnull)));
+		n.healthy = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
+		n.lsn = DatumGetLSN(SPI_getbinval(tup, desc, 9, &isnull));
+		n.timeline = (uint32) DatumGetInt32(SPI_getbinval(tup, desc, 10, &isnull));
+		n.candidate_priority = DatumGetInt32(SPI_getbinval(tup, desc, 11, &isnull));
+		n.replication_quorum = DatumGetBool(SPI_getbinval(tup, desc, 12, &isnull));
+		n.streaming = DatumGetBool(SPI_getbinval(tup, desc, 13, &isnull));
+	}
+}
+
+void
+RecordEvent(int64 node_id, const char *rule, const char *description)
+{
+	Oid types[3] = {INT8OID, TEXTOID, TEXTOID};
+	Datum values[3] = {Int64GetDatum(node_id), rule ? CStringGetTextDatum(rule) : (Datum) 0,
+					   CStringGetTextDatum(description)};
+	char nulls[3] = {' ', rule ? ' ' : 'n', ' '};
+
+	SpiRun("INSERT INTO pg_autopilot.event (formation_id, node_id, group_id, node_name, reported_state, "
+		   "assigned_state, rule, description) "
+		   "SELECT formation_id, node_id, group_id, node_name, reported_state, assigned_state, $2, $3 "
+		   "FROM pg_autopilot.node WHERE node_id = $1",
+		   3, types, values, nulls, false);
+	if (rule)
+		ereport(LOG, (errmsg("pg_autopilot_monitor: rule %s: %s", rule, description)));
+	else
+		ereport(LOG, (errmsg("pg_autopilot_monitor: %s", description)));
+	NotifyState(node_id);
+}
+
+int
+ProceedAndApply(const char *formation, int32 group_id, int32 number_sync_standbys)
+{
+	GatheredGroup group;
+	GatherGroup(formation, group_id, number_sync_standbys, &group);
+	if (group.count == 0)
+		return 0;
+
+	/* ProceedGroup moves every node at most once per call: count decisions suffice. */
+	Decision *decisions = static_cast<Decision *>(palloc0(sizeof(Decision) * group.count));
+	int ndecisions = 0;
+	autopilot::pgx::CallCpp([&] {
+		autopilot::fsm::GroupView view;
+		BuildView(group, view);
+		auto out = autopilot::fsm::ProceedGroup(view);
+		if (out.size() > static_cast<size_t>(group.count))
+			throw autopilot::Error(autopilot::sqlstate::kInternalError, "group rules assigned a node twice");
+		for (const auto &a : out) {
+			Decision &d = decisions[ndecisions++];
+			d.node_id = a.node_id;
+			d.to = static_cast<uint8>(a.to);
+			d.rule = a.rule;
+			CopyTruncated(d.description, sizeof(d.description), a.description);
+		}
+	});
+
+	for (int i = 0; i < ndecisions; i++) {
+		Oid types[2] = {INT8OID, TEXTOID};
+		Datum values[2] = {
+			Int64GetDatum(decisions[i].node_id),
+			CStringGetTextDatum(autopilot::fsm::StateName(static_cast<autopilot::fsm::NodeState>(decisions[i].to)))};
+
+		SpiRun("UPDATE pg_autopilot.node SET assigned_state = $2::pg_autopilot.node_state, "
+			   "state_change_time = now() WHERE node_id = $1",
+			   2, types, values, nullptr, false);
+		RecordEvent(decisions[i].node_id, decisions[i].rule, decisions[i].description);
+	}
+	return ndecisions;
+}
+
+char *
+SyncStandbyNames(const GatheredGroup &group)
+{
+	/* "ANY k (" + per node "pg_autopilot_node_<19 digits>, " + ")": 48 bytes a node is plenty. */
+	size_t size = 64 + 48 * static_cast<size_t>(group.count);
+	char *result = static_cast<char *>(palloc0(size));
+
+	autopilot::pgx::CallCpp([&] {
+		autopilot::fsm::GroupView view;
+		BuildView(group, view);
+		std::string names = autopilot::fsm::SynchronousStandbyNames(view);
+		if (names.size() >= size)
+			throw autopilot::Error(autopilot::sqlstate::kInternalError, "synchronous_standby_names is too long");
+		memcpy(result, names.c_str(), names.size() + 1);
+	});
+	return result;
+}
+
+} // namespace autopilot::monitor

@@ -1,0 +1,96 @@
+/*
+ * src/monitor_ext/monitor.hpp — declarations shared by the files of the
+ * monitor extension pg_autopilot_monitor (PostgreSQL zone).
+ *
+ * Include after the server headers and compat.hpp.  Everything here may
+ * ereport(ERROR) unless said otherwise; callers hold only POD locals.
+ * Functions that run SQL need an SPI connection (SPI_connect done by the
+ * caller).
+ */
+#pragma once
+
+namespace autopilot::monitor {
+
+/* GUCs (module.cpp). */
+extern int node_timeout_ms;         /* pg_autopilot_monitor.node_timeout */
+extern int health_check_period_ms;  /* pg_autopilot_monitor.health_check_period, 0 = off */
+extern int health_check_timeout_ms; /* pg_autopilot_monitor.health_check_timeout */
+extern char *monitor_database;      /* pg_autopilot_monitor.database */
+extern char *health_check_user;     /* pg_autopilot_monitor.health_check_user, '' = OS user */
+
+/* Advisory locktag class of the group lock (field 4 of the locktag). */
+constexpr uint16 kGroupLockClass = 10;
+
+/* A node of one group as gathered through SPI; palloc'd, trivially destructible. */
+struct GatheredNode {
+	int64 node_id;
+	char *name;
+	char *host;
+	int32 port;
+	int64 system_identifier;
+	bool system_identifier_null;
+	uint8 reported; /* autopilot::fsm::NodeState values */
+	uint8 assigned;
+	bool healthy;
+	uint64 lsn;
+	uint32 timeline;
+	bool streaming; /* walreceiver streaming, as last reported */
+	int32 candidate_priority;
+	bool replication_quorum;
+};
+
+struct GatheredGroup {
+	const char *formation;
+	int32 group_id;
+	int32 number_sync_standbys;
+	int count;
+	GatheredNode *nodes; /* ordered by node_id */
+};
+
+/*
+ * SpiRun executes one statement with parameters through SPI and returns the
+ * number of rows processed; ERROR (XX000) when SPI fails.  nulls may be
+ * nullptr (no NULL parameter).
+ */
+uint64 SpiRun(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, bool read_only);
+
+/*
+ * LockFormation locks the formation row (FOR UPDATE when exclusive, FOR SHARE
+ * otherwise) and returns its number_sync_standbys; ERROR 42704 when the
+ * formation does not exist.
+ */
+int32 LockFormation(const char *formation, bool exclusive);
+
+/* LockGroup takes the transaction-level group lock (see the SQL file, LOCKING). */
+void LockGroup(const char *formation, int32 group_id);
+
+/* GatherGroup reads every node of a group into palloc'd memory of the current context. */
+void GatherGroup(const char *formation, int32 group_id, int32 number_sync_standbys, GatheredGroup *out);
+
+/*
+ * ProceedAndApply gathers the group, runs the pure rules (ProceedGroup) and
+ * applies every assignment: UPDATE node, event with the rule's name, NOTIFY.
+ * Returns the number of assignments.
+ */
+int ProceedAndApply(const char *formation, int32 group_id, int32 number_sync_standbys);
+
+/*
+ * RecordEvent inserts an event for node_id (rule may be nullptr), logs the
+ * description at LOG and sends NOTIFY state with the node's current row.
+ */
+void RecordEvent(int64 node_id, const char *rule, const char *description);
+
+/*
+ * SyncStandbyNames computes synchronous_standby_names of a gathered group
+ * through the pure function; result palloc'd in the current context.
+ */
+char *SyncStandbyNames(const GatheredGroup &group);
+
+/* NodeHealthy is the monitor's verdict; see _node_healthy in the SQL file. */
+bool NodeHealthy(bool report_time_null, TimestampTz report_time, int16 health, bool health_check_time_null,
+				 TimestampTz health_check_time);
+
+/* Health-check worker entry point (health_check.cpp). */
+void RegisterHealthCheckWorker();
+
+} // namespace autopilot::monitor
