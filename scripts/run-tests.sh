@@ -59,7 +59,7 @@ fi
 if [ "$what" = tap ] || [ "$what" = all ]; then
 	echo "== TAP"
 	tests="$*"
-	[ -z "$tests" ] && tests=$(cd "$src" && ls t/*.pl)
+	[ -z "$tests" ] && tests=$(cd "$src" && echo t/*.pl)
 	as_user bash -c "cd '$scratch/tree' && PG_REGRESS='$PGXS_DIR/src/test/regress/pg_regress' \
 		prove --timer -I '$PGXS_DIR/src/test/perl' -I t/lib $tests" || status=1
 	if [ $status != 0 ]; then
