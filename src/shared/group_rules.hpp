@@ -41,6 +41,10 @@ struct GroupView {
 	int number_sync_standbys = 0;
 	/* A catching-up standby becomes secondary once within this many bytes of the primary. */
 	uint64_t sync_lag_threshold_bytes = 16 * 1024 * 1024;
+	/* A secondary further behind its failed primary than this is not promoted automatically. */
+	uint64_t promote_lag_threshold_bytes = 16 * 1024 * 1024;
+	/* How long a primary in demote_timeout may still be writable (> the keeper's fence_timeout). */
+	uint64_t primary_demote_timeout_ms = 30000;
 	std::vector<NodeView> nodes;
 };
 
@@ -94,6 +98,18 @@ Assignment InitialState(const GroupView &group, int64_t new_node_id, const std::
  * (descending) then node id.
  */
 std::string SynchronousStandbyNames(const GroupView &group);
+
+/*
+ * Operator requests (docs/failover.md).  Each returns the assignments that
+ * start the operation, or throws autopilot::Error with SQLSTATE 55000
+ * (object not in prerequisite state) or 42704 (unknown node) and a hint when
+ * the request must be refused; the caller then changes nothing.
+ */
+std::vector<Assignment> Switchover(const GroupView &group);
+std::vector<Assignment> Failover(const GroupView &group); /* operator-forced, two nodes */
+std::vector<Assignment> Promotion(const GroupView &group, const std::string &node_name);
+std::vector<Assignment> EnableMaintenance(const GroupView &group, const std::string &node_name);
+std::vector<Assignment> DisableMaintenance(const GroupView &group, const std::string &node_name);
 
 /* StandbyName is the application_name and replication slot name of a node. */
 std::string StandbyName(int64_t node_id);

@@ -24,6 +24,10 @@ enum class KeeperAction : uint8_t {
 	DisableSyncRep,  /* primary: synchronous_standby_names = '' so writes keep flowing */
 	InitStandby,     /* standby: clone from the primary (fresh node) or follow it (same system) */
 	FollowPrimary,   /* standby: make sure primary_conninfo/slot point at the current primary */
+	DemoteClean,     /* planned: fast shutdown + same-PID re-exec as a standby without upstream */
+	DemoteRewind,    /* unplanned: shutdown + pg_rewind from the new primary in the pre-start hook + re-exec */
+	StopReplication, /* candidate: primary_conninfo '' so the walreceiver stops; report the final LSN */
+	Promote,         /* candidate: promote, wait for the end of recovery, immediate checkpoint */
 };
 
 const char *KeeperActionName(KeeperAction a) noexcept;
