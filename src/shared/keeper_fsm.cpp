@@ -82,6 +82,14 @@ KeeperActionName(KeeperAction a) noexcept
 		return "init_standby";
 	case KeeperAction::FollowPrimary:
 		return "follow_primary";
+	case KeeperAction::DemoteClean:
+		return "demote_clean";
+	case KeeperAction::DemoteRewind:
+		return "demote_rewind";
+	case KeeperAction::StopReplication:
+		return "stop_replication";
+	case KeeperAction::Promote:
+		return "promote";
 	}
 	return "unknown";
 }
