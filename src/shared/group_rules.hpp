@@ -25,14 +25,17 @@ namespace autopilot::fsm {
 struct NodeView {
 	int64_t node_id = 0;
 	std::string name;
-	NodeState reported = NodeState::Init; /* last state the keeper reported */
-	NodeState assigned = NodeState::Init; /* goal the monitor assigned */
-	bool healthy = true;                  /* monitor's verdict: reports recent and health check not failed */
-	uint64_t lsn = 0;                     /* last reported LSN (flush on a primary, receive/replay on a standby) */
+	NodeState reported = NodeState::Init;  /* last state the keeper reported */
+	NodeState assigned = NodeState::Init;  /* goal the monitor assigned */
+	NodeState last_told = NodeState::Init; /* goal its last node_active call returned to the keeper */
+	bool healthy = true;                   /* monitor's verdict: reports recent and health check not failed */
+	uint64_t lsn = 0;                      /* last reported LSN (flush on a primary, receive/replay on a standby) */
 	uint32_t timeline = 0;
 	bool streaming = false;         /* a standby's walreceiver is streaming from the primary */
 	int candidate_priority = 50;    /* 0..100, 0 = never promoted */
 	bool replication_quorum = true; /* counts for synchronous quorum */
+	uint64_t assigned_age_ms = 0;   /* how long the node has had its current assigned state */
+	bool wants_maintenance = false; /* the operator asked for maintenance on this node */
 };
 
 struct GroupView {

@@ -28,37 +28,91 @@ constexpr KeeperTransition kKeeperTransitions[] = {
 	 * a group runs alone; any later node waits for the primary to prepare
 	 * (slot, HBA) before it clones or follows, so there is nothing to do yet.
 	 */
-	{S::Init,        S::Single,      A::BecomeSingle,    "first node of its group: run as a primary without replication"},
-	{S::Init,        S::WaitStandby, A::None,            "a primary exists: wait until it has prepared replication for us"},
+	{S::Init,             S::Single,           A::BecomeSingle,    "first node of its group: run as a primary without replication"},
+	{S::Init,             S::WaitStandby,      A::None,            "a primary exists: wait until it has prepared replication for us"},
 
 	/*
 	 * A standby joins: the primary creates a slot per standby and keeps
 	 * synchronous_standby_names empty, so writes keep flowing while the
 	 * standby clones and catches up.
 	 */
-	{S::Single,      S::WaitPrimary, A::PrepareStandbys, "a standby registered: create its replication slot, no synchronous replication yet"},
-	{S::WaitStandby, S::Catchingup,  A::InitStandby,     "the primary is ready: clone it (fresh node) or follow it (same system)"},
+	{S::Single,           S::WaitPrimary,      A::PrepareStandbys, "a standby registered: create its replication slot, no synchronous replication yet"},
+	{S::WaitStandby,      S::Catchingup,       A::InitStandby,     "the primary is ready: clone it (fresh node) or follow it (same system)"},
 
 	/*
 	 * The standby caught up: it now counts for quorum, and the primary turns
 	 * synchronous replication on with the names the monitor computed.
 	 */
-	{S::Catchingup,  S::Secondary,   A::None,            "caught up with the primary: the monitor counts us for quorum"},
-	{S::WaitPrimary, S::Primary,     A::EnableSyncRep,   "a quorum standby is secondary: set synchronous_standby_names from the monitor"},
+	{S::Catchingup,       S::Secondary,        A::None,            "caught up with the primary: the monitor counts us for quorum"},
+	{S::WaitPrimary,      S::Primary,          A::EnableSyncRep,   "a quorum standby is secondary: set synchronous_standby_names from the monitor"},
 
 	/*
 	 * A standby disappeared: without number_sync_standbys the primary drops
 	 * synchronous replication so writes keep flowing; the lost standby must
 	 * catch up again (and re-point at the current primary) when it is back.
 	 */
-	{S::Primary,     S::WaitPrimary, A::DisableSyncRep,  "no healthy quorum standby left: synchronous_standby_names = '' so writes keep flowing"},
-	{S::Secondary,   S::Catchingup,  A::FollowPrimary,   "we were reported unhealthy: make sure we follow the current primary and catch up"},
+	{S::Primary,          S::WaitPrimary,      A::DisableSyncRep,  "no healthy quorum standby left: synchronous_standby_names = '' so writes keep flowing"},
+	{S::Secondary,        S::Catchingup,       A::FollowPrimary,   "we were reported unhealthy: make sure we follow the current primary and catch up"},
 
 	/*
 	 * The last standby was removed from the group: the primary runs alone
 	 * again and needs no slot or synchronous replication for it.
 	 */
-	{S::WaitPrimary, S::Single,      A::BecomeSingle,    "the last standby left the group: run as a primary without replication"},
+	{S::WaitPrimary,      S::Single,           A::BecomeSingle,    "the last standby left the group: run as a primary without replication"},
+
+	/*
+	 * Switchover, old primary: a clean fast shutdown and a same-PID re-exec as
+	 * a standby without upstream, so every WAL record reaches the candidate
+	 * and the node later follows the new timeline without pg_rewind.  Once
+	 * the candidate has all of it, demoted needs nothing more.
+	 */
+	{S::Primary,          S::Draining,         A::DemoteClean,     "switchover: stop writes with a clean fast shutdown and re-exec as a standby without upstream"},
+	{S::Draining,         S::Demoted,          A::None,            "the candidate has all our WAL: we stay a standby without upstream until the new primary runs"},
+
+	/*
+	 * Candidate (switchover and failover): stop streaming for good so that
+	 * the old primary cannot get a commit acknowledged by us, report the
+	 * final LSN, then promote when the monitor has its proof, then prepare
+	 * the slots for the other nodes as a new wait_primary.
+	 */
+	{S::Secondary,        S::PreparePromotion, A::StopReplication, "we are the promotion candidate: primary_conninfo '' stops the walreceiver, report the final LSN"},
+	{S::PreparePromotion, S::StopReplication,  A::Promote,         "the old primary provably cannot write: promote, wait for the end of recovery, checkpoint"},
+	{S::StopReplication,  S::WaitPrimary,      A::PrepareStandbys, "we are the new primary: replication slots for the other nodes, no synchronous replication yet"},
+
+	/*
+	 * Failover, old primary.  demote_timeout: if this keeper still runs and
+	 * reaches the monitor, the node must stop acknowledging commits now; a
+	 * clean demotion does that (fast shutdown, re-exec as a standby without
+	 * upstream) and lets it report a non-writable state, which is the
+	 * monitor's fastest proof.  pg_rewind cannot run yet: no new primary
+	 * exists to rewind from.  demoted: the candidate was promoted and our
+	 * history may have diverged from it (WAL it never received), so rewind
+	 * from the new primary in the pre-start hook; the same when the keeper
+	 * was away during the whole failover and still believes it is primary.
+	 */
+	{S::Primary,          S::DemoteTimeout,    A::DemoteClean,     "failover: stop writes now with a fast shutdown and re-exec as a standby without upstream"},
+	{S::WaitPrimary,      S::DemoteTimeout,    A::DemoteClean,     "failover: stop writes now with a fast shutdown and re-exec as a standby without upstream"},
+	{S::DemoteTimeout,    S::Demoted,          A::DemoteRewind,    "a new primary was promoted: rewind from it (our history may have diverged) and restart as its standby"},
+	{S::Primary,          S::Demoted,          A::DemoteRewind,    "we were failed over while away: rewind from the new primary and restart as its standby"},
+	{S::WaitPrimary,      S::Demoted,          A::DemoteRewind,    "we were failed over while away: rewind from the new primary and restart as its standby"},
+	{S::StopReplication,  S::DemoteTimeout,    A::DemoteClean,     "failed before we reported wait_primary: we are promoted, stop writes now as above"},
+	{S::StopReplication,  S::Demoted,          A::DemoteRewind,    "failed over before we reported wait_primary: rewind from the new primary and restart as its standby"},
+
+	/*
+	 * Rejoin: the demoted old primary follows the new primary (clean or
+	 * rewound, it is on a history the new timeline continues), or stays as
+	 * it is when the operator asked for its maintenance.
+	 */
+	{S::Demoted,          S::Catchingup,       A::FollowPrimary,   "the new primary runs: point primary_conninfo and the slot at it and catch up"},
+	{S::Demoted,          S::Maintenance,      A::None,            "the operator asked for maintenance: stay a standby and let the operator act"},
+
+	/*
+	 * Maintenance of a standby: automation leaves it alone (the operator may
+	 * stop it); when it ends, it follows the current primary and catches up.
+	 */
+	{S::Secondary,        S::Maintenance,      A::None,            "the operator asked for maintenance: nothing to do, the operator owns the node"},
+	{S::Catchingup,       S::Maintenance,      A::None,            "the operator asked for maintenance: nothing to do, the operator owns the node"},
+	{S::Maintenance,      S::Catchingup,       A::FollowPrimary,   "maintenance ended: point primary_conninfo and the slot at the current primary and catch up"},
 };
 // clang-format on
 

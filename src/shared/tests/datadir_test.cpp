@@ -216,6 +216,33 @@ TEST(PendingActionFile, RoundTrip)
 	EXPECT_TRUE(c.settings.empty());
 }
 
+TEST(PendingActionFile, RewindAndRecloneRoundTrip)
+{
+	PendingAction a;
+	a.kind = "rewind";
+	a.source = "host='127.0.0.1' port=5433 dbname=postgres";
+	a.new_state = "demoted";
+	a.settings = {{"primary_conninfo", "host='127.0.0.1' port=5433"}, {"synchronous_standby_names", ""}};
+	PendingAction b = PendingAction::Parse(a.Serialize());
+	EXPECT_EQ(b.kind, "rewind");
+	EXPECT_EQ(b.source, a.source);
+	EXPECT_EQ(b.new_state, "demoted");
+	EXPECT_FALSE(b.reclone);
+	EXPECT_EQ(b.settings, a.settings);
+
+	PendingAction c;
+	c.kind = "clone-swap";
+	c.expected_system_identifier = 7;
+	c.reclone = true;
+	PendingAction d = PendingAction::Parse(c.Serialize());
+	EXPECT_TRUE(d.reclone);
+	EXPECT_TRUE(d.source.empty());
+	EXPECT_TRUE(d.new_state.empty());
+	EXPECT_THROW(PendingAction::Parse("kind=clone-swap\nreclone=2\n"), Error);
+	EXPECT_EQ(FencedFile("/d/pg"), "/d/pg.autopilot/fenced");
+	EXPECT_EQ(NeedsRecloneFile("/d/pg/"), "/d/pg.autopilot/needs_reclone");
+}
+
 TEST(PendingActionFile, SerializeRejectsLineBreaks)
 {
 	PendingAction a;

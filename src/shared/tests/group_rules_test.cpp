@@ -1,7 +1,9 @@
 /*
  * src/shared/tests/group_rules_test.cpp — the monitor's rule table: static
  * checks (no duplicates, every assignment has a keeper transition, every state
- * reachable and left) and the scenarios of issue 2 driven through ProceedGroup.
+ * reachable and left) and the scenarios of issues 2 and 3 (switchover,
+ * failover proofs, rejoin) driven through ProceedGroup.  Operator requests
+ * and the randomized safety check are in operator_test.cpp.
  */
 #include <gtest/gtest.h>
 
@@ -14,22 +16,32 @@
 #include "group_rules.hpp"
 #include "keeper_fsm.hpp"
 
+#include "group_fixture.hpp"
+
 using namespace autopilot::fsm;
+using namespace autopilot::fsm::testing;
 using autopilot::Error;
 
 namespace {
 
-/* Transitions the monitor can assign: InitialState's two plus every rule. */
+/*
+ * Transitions the monitor can assign: InitialState's two, the operator
+ * requests' (operator_test.cpp checks that every request output is listed
+ * in kRequestEdges) and every rule.
+ */
 std::vector<std::pair<NodeState, NodeState>>
 AllMonitorEdges()
 {
 	std::vector<std::pair<NodeState, NodeState>> edges = {{NodeState::Init, NodeState::Single},
 														  {NodeState::Init, NodeState::WaitStandby}};
+	for (const auto &e : kRequestEdges)
+		edges.push_back(e);
 	for (const auto &r : GroupRules())
 		edges.emplace_back(r.from, r.to);
 	return edges;
 }
 
+/* Maintenance is left only by an operator request (disable_maintenance), dropped never. */
 bool
 IsTerminal(NodeState s)
 {
@@ -38,15 +50,25 @@ IsTerminal(NodeState s)
 
 } // namespace
 
-TEST(GroupRuleTable, NamesAreUnique)
+TEST(GroupRuleTable, NamesAreUniquePerTransition)
 {
-	std::set<std::string> names = {"first_node", "standby_registers"};
+	/*
+	 * A rule may list several moves under one name (its peer's move, or the
+	 * same check from two states), but one name never means two different
+	 * things for the same transition, and request names are never rule names.
+	 */
+	std::set<std::tuple<std::string, NodeState, NodeState>> rows;
+	std::set<std::string> names;
 	for (const auto &r : GroupRules()) {
-		EXPECT_TRUE(names.insert(r.name).second) << "duplicate rule name " << r.name;
+		EXPECT_TRUE(rows.insert({r.name, r.from, r.to}).second) << "duplicate rule row " << r.name;
+		names.insert(r.name);
 		ASSERT_NE(r.description, nullptr);
 		EXPECT_FALSE(std::string(r.description).empty()) << r.name;
 	}
-	EXPECT_EQ(GroupRules().size(), 7u);
+	for (const char *request : kRequestRuleNames)
+		EXPECT_EQ(names.count(request), 0u) << request;
+	EXPECT_EQ(names.size(), 12u);
+	EXPECT_EQ(GroupRules().size(), 17u);
 }
 
 TEST(GroupRuleTable, NoDuplicateRows)
@@ -95,90 +117,6 @@ TEST(GroupRuleTable, EveryNonTerminalStateHasAnExit)
 			EXPECT_TRUE(exits.count(to)) << StateName(to) << " is assigned but no rule ever leaves it";
 		}
 }
-
-/*
- * A two-node (or more) group driven like the monitor does: apply the
- * assignments ProceedGroup returns, let keepers "report" their goals.
- */
-class Group : public ::testing::Test {
-  protected:
-	GroupView g;
-
-	void
-	SetUp() override
-	{
-		g.formation = "default";
-		g.group_id = 0;
-	}
-
-	NodeView &
-	Node(int64_t id)
-	{
-		for (auto &n : g.nodes)
-			if (n.node_id == id)
-				return n;
-		throw std::runtime_error("no node " + std::to_string(id));
-	}
-
-	void
-	Register(int64_t id, NodeState expect)
-	{
-		std::string name = "node" + std::to_string(id);
-		Assignment a = InitialState(g, id, name);
-		ASSERT_EQ(a.node_id, id);
-		ASSERT_EQ(a.from, NodeState::Init);
-		ASSERT_EQ(a.to, expect) << StateName(a.to);
-		EXPECT_NE(a.description.find(name), std::string::npos) << a.description;
-		NodeView n;
-		n.node_id = id;
-		n.name = name;
-		n.assigned = a.to;
-		n.timeline = 1;
-		n.streaming = true;
-		g.nodes.push_back(n);
-	}
-
-	/* Runs the rules once, applies the result, returns "id:from->to:rule" strings in firing order. */
-	std::vector<std::string>
-	Proceed()
-	{
-		std::vector<std::string> out;
-		std::set<int64_t> seen;
-		for (const auto &a : ProceedGroup(g)) {
-			EXPECT_TRUE(seen.insert(a.node_id).second) << "node " << a.node_id << " moved twice in one call";
-			NodeView &n = Node(a.node_id);
-			EXPECT_EQ(n.assigned, a.from) << a.rule;
-			EXPECT_NE(a.description.find(n.name), std::string::npos) << a.description;
-			n.assigned = a.to;
-			out.push_back(std::to_string(a.node_id) + ":" + StateName(a.from) + "->" + StateName(a.to) + ":" + a.rule);
-		}
-		return out;
-	}
-
-	void
-	ReportAll()
-	{
-		for (auto &n : g.nodes)
-			n.reported = n.assigned;
-	}
-
-	/* Brings node1 primary + node2 secondary to their steady state. */
-	void
-	FormPair()
-	{
-		Register(1, NodeState::Single);
-		ReportAll();
-		Register(2, NodeState::WaitStandby);
-		for (int i = 0; i < 10; i++) {
-			Proceed();
-			ReportAll();
-		}
-		ASSERT_EQ(Node(1).assigned, NodeState::Primary);
-		ASSERT_EQ(Node(2).assigned, NodeState::Secondary);
-	}
-};
-
-using Strings = std::vector<std::string>;
 
 TEST_F(Group, TwoNodesFormAGroupStepByStep)
 {
@@ -346,4 +284,280 @@ TEST_F(Group, OutputDoesNotDependOnNodeOrder)
 	ASSERT_EQ(out.size(), 2u);
 	EXPECT_EQ(out[0].node_id, 1);
 	EXPECT_EQ(out[1].node_id, 2);
+}
+
+/* ---- Issue 3: switchover, failover, rejoin (docs/failover.md) ---- */
+
+/* At most one node is assigned a writable state, and at most one may be writing as a promoted candidate. */
+void
+ExpectOneWriter(const GroupView &g)
+{
+	int writers = 0;
+	for (const auto &n : g.nodes)
+		if (IsWritableState(n.assigned) || n.assigned == NodeState::StopReplication)
+			writers++;
+	EXPECT_LE(writers, 1);
+}
+
+TEST_F(Group, SwitchoverEndToEnd)
+{
+	FormPair();
+	Node(1).lsn = Node(2).lsn = 1000;
+
+	EXPECT_EQ(Apply(Switchover(g)), Strings{"1:primary->draining:switchover"});
+	EXPECT_EQ(SynchronousStandbyNames(g), "") << "a draining primary has no synchronous names";
+	EXPECT_EQ(Proceed(), Strings{}) << "node1 has not drained yet";
+
+	/* The keeper demoted node1 cleanly: it reports draining, its LSN is the end of its WAL. */
+	EXPECT_EQ(FindKeeperTransition(NodeState::Primary, NodeState::Draining)->action, KeeperAction::DemoteClean);
+	Report(1);
+	Node(1).lsn = 2000;
+	Node(2).lsn = 1999;
+	EXPECT_EQ(Proceed(), Strings{}) << "node2 misses the last WAL bytes";
+	Node(2).lsn = 2000;
+	EXPECT_EQ(Proceed(), (Strings{"1:draining->demoted:switchover_candidate_has_all_wal",
+								  "2:secondary->prepare_promotion:switchover_candidate_has_all_wal"}));
+	ExpectOneWriter(g);
+	EXPECT_EQ(Proceed(), Strings{}) << "node2 has not stopped replication yet";
+
+	EXPECT_EQ(FindKeeperTransition(NodeState::Secondary, NodeState::PreparePromotion)->action,
+			  KeeperAction::StopReplication);
+	Report(2);
+	Node(2).streaming = false;
+	auto promote = ProceedGroup(g);
+	ASSERT_EQ(promote.size(), 1u);
+	EXPECT_NE(promote[0].description.find("no node can write"), std::string::npos) << promote[0].description;
+	EXPECT_EQ(Apply(promote), Strings{"2:prepare_promotion->stop_replication:promote_candidate"});
+	ExpectOneWriter(g);
+
+	EXPECT_EQ(FindKeeperTransition(NodeState::PreparePromotion, NodeState::StopReplication)->action,
+			  KeeperAction::Promote);
+	Report(2);
+	Node(2).timeline = 2;
+	EXPECT_EQ(Proceed(), Strings{"2:stop_replication->wait_primary:candidate_promoted"});
+	ExpectOneWriter(g);
+	EXPECT_EQ(Proceed(), Strings{}) << "node1 has not reported demoted";
+	Report(1);
+	EXPECT_EQ(Proceed(), Strings{}) << "node2 has not reported wait_primary";
+	Report(2);
+	EXPECT_EQ(Proceed(), Strings{"1:demoted->catchingup:old_primary_rejoins"});
+	EXPECT_EQ(FindKeeperTransition(NodeState::Demoted, NodeState::Catchingup)->action, KeeperAction::FollowPrimary);
+
+	Report(1);
+	Node(1).timeline = 2;
+	Node(1).streaming = true;
+	EXPECT_EQ(Proceed(), Strings{"1:catchingup->secondary:standby_caught_up"});
+	Report(1);
+	EXPECT_EQ(Proceed(), Strings{"2:wait_primary->primary:primary_gains_sync_standby"});
+	ReportAll();
+	EXPECT_EQ(Proceed(), Strings{});
+	EXPECT_EQ(SynchronousStandbyNames(g), "ANY 1 (pg_autopilot_node_1)");
+
+	/* And back. */
+	EXPECT_EQ(Apply(Switchover(g)), Strings{"2:primary->draining:switchover"});
+	for (int i = 0; i < 10; i++) {
+		ReportAll();
+		for (auto &n : g.nodes) {
+			n.lsn = 3000;
+			n.streaming = n.assigned != NodeState::PreparePromotion;
+			if (n.assigned == NodeState::StopReplication)
+				n.timeline = 3;
+			if (n.assigned == NodeState::Catchingup)
+				n.timeline = 3;
+		}
+		Proceed();
+		ExpectOneWriter(g);
+	}
+	EXPECT_EQ(Node(1).assigned, NodeState::Primary);
+	EXPECT_EQ(Node(2).assigned, NodeState::Secondary);
+}
+
+TEST_F(Group, SwitchoverDoesNotDisturbAnUnhealthyCandidate)
+{
+	FormPair();
+	Apply(Switchover(g));
+	Report(1);
+	Node(2).healthy = false;
+	EXPECT_EQ(Proceed(), Strings{}) << "standby_lost never moves the candidate while no node may write";
+	Node(2).healthy = true;
+	EXPECT_EQ(Proceed(), (Strings{"1:draining->demoted:switchover_candidate_has_all_wal",
+								  "2:secondary->prepare_promotion:switchover_candidate_has_all_wal"}));
+}
+
+TEST_F(Group, FailoverWithTheSyncProof)
+{
+	FormPair();
+	Node(1).lsn = 5000;
+	Node(2).lsn = 4000;
+	Node(1).healthy = false;
+	EXPECT_EQ(Proceed(),
+			  (Strings{"1:primary->demote_timeout:primary_failed", "2:secondary->prepare_promotion:primary_failed"}));
+	EXPECT_EQ(Proceed(), Strings{}) << "node2 has not stopped replication yet";
+
+	Report(2);
+	Node(2).streaming = true;
+	EXPECT_EQ(Proceed(), Strings{}) << "node2 still streams: node1 could still get commits acknowledged";
+	Node(2).streaming = false;
+	auto promote = ProceedGroup(g);
+	ASSERT_EQ(promote.size(), 1u);
+	EXPECT_NE(promote[0].description.find("synchronous primary"), std::string::npos) << promote[0].description;
+	EXPECT_EQ(Apply(promote), Strings{"2:prepare_promotion->stop_replication:promote_candidate"});
+	ExpectOneWriter(g);
+
+	Report(2);
+	Node(2).timeline = 2;
+	EXPECT_EQ(Proceed(), (Strings{"2:stop_replication->wait_primary:candidate_promoted",
+								  "1:demote_timeout->demoted:candidate_promoted"}));
+	Report(2);
+	EXPECT_EQ(Proceed(), Strings{}) << "node1 is still away";
+
+	/* node1 comes back: its keeper still says primary and must rewind. */
+	EXPECT_EQ(FindKeeperTransition(NodeState::Primary, NodeState::Demoted)->action, KeeperAction::DemoteRewind);
+	EXPECT_EQ(FindKeeperTransition(NodeState::DemoteTimeout, NodeState::Demoted)->action, KeeperAction::DemoteRewind);
+	Node(1).healthy = true;
+	Report(1);
+	EXPECT_EQ(Proceed(), Strings{"1:demoted->catchingup:old_primary_rejoins"});
+	Report(1);
+	Node(1).timeline = 2;
+	Node(1).lsn = 4100;
+	Node(2).lsn = 4200;
+	Node(1).streaming = true;
+	EXPECT_EQ(Proceed(), Strings{"1:catchingup->secondary:standby_caught_up"});
+	Report(1);
+	EXPECT_EQ(Proceed(), Strings{"2:wait_primary->primary:primary_gains_sync_standby"});
+}
+
+/*
+ * The primary was told wait_primary (its standby was lost) and may have
+ * cleared synchronous_standby_names, but its report of wait_primary never
+ * reached the monitor: its last report still says primary.  When it then
+ * fails, the sync proof must not hold — it may acknowledge commits alone.
+ */
+TEST_F(Group, NoSyncProofWhenThePrimaryWasToldWaitPrimary)
+{
+	FormPair();
+	Node(2).healthy = false;
+	EXPECT_EQ(Proceed(),
+			  (Strings{"1:primary->wait_primary:primary_loses_sync_standby", "2:secondary->catchingup:standby_lost"}));
+	Node(1).last_told = NodeState::WaitPrimary; /* told, but its next report is lost */
+	Node(2).healthy = true;
+	Report(2);
+	EXPECT_EQ(Proceed(), Strings{"2:catchingup->secondary:standby_caught_up"});
+	Report(2);
+	Node(1).healthy = false;
+	EXPECT_EQ(Proceed(), (Strings{"1:wait_primary->demote_timeout:primary_failed",
+								  "2:secondary->prepare_promotion:primary_failed"}));
+	Report(2);
+	Node(2).streaming = false;
+	EXPECT_EQ(Node(1).reported, NodeState::Primary);
+	EXPECT_EQ(Proceed(), Strings{}) << "node1 may run without synchronous replication: wait for the timeout";
+	Node(1).assigned_age_ms = g.primary_demote_timeout_ms;
+	EXPECT_EQ(Proceed(), Strings{"2:prepare_promotion->stop_replication:promote_candidate"});
+}
+
+TEST_F(Group, FailoverFromWaitPrimaryWaitsForTheTimeout)
+{
+	FormPair();
+	Node(1).assigned = Node(1).reported = NodeState::WaitPrimary; /* e.g. number_sync_standbys 0, standby was away */
+	Node(1).healthy = false;
+	EXPECT_EQ(Proceed(), (Strings{"1:wait_primary->demote_timeout:primary_failed",
+								  "2:secondary->prepare_promotion:primary_failed"}));
+	EXPECT_EQ(FindKeeperTransition(NodeState::WaitPrimary, NodeState::DemoteTimeout)->action,
+			  KeeperAction::DemoteClean);
+	Report(2);
+	Node(2).streaming = false;
+	EXPECT_EQ(Proceed(), Strings{}) << "a wait_primary needs no standby to commit: no sync proof";
+	Node(1).assigned_age_ms = g.primary_demote_timeout_ms - 1;
+	EXPECT_EQ(Proceed(), Strings{});
+	Node(1).assigned_age_ms = g.primary_demote_timeout_ms;
+	auto promote = ProceedGroup(g);
+	ASSERT_EQ(promote.size(), 1u);
+	EXPECT_NE(promote[0].description.find("demote_timeout"), std::string::npos) << promote[0].description;
+	EXPECT_EQ(Apply(promote), Strings{"2:prepare_promotion->stop_replication:promote_candidate"});
+}
+
+TEST_F(Group, FailoverWhenThePrimaryConfirmsItIsDown)
+{
+	FormPair();
+	Node(1).healthy = false;
+	Proceed();
+	Report(2);
+	Node(2).streaming = true; /* no sync proof */
+	EXPECT_EQ(Proceed(), Strings{});
+	/* node1's keeper reached the monitor again and demoted the node: it reports demote_timeout. */
+	Report(1);
+	auto promote = ProceedGroup(g);
+	ASSERT_EQ(promote.size(), 1u);
+	EXPECT_NE(promote[0].description.find("it reports demote_timeout"), std::string::npos) << promote[0].description;
+	EXPECT_EQ(Apply(promote), Strings{"2:prepare_promotion->stop_replication:promote_candidate"});
+}
+
+TEST_F(Group, SyncProofNeedsEveryQuorumStandbyStopped)
+{
+	FormPair();
+	AddSecondary(3);
+	Node(3).candidate_priority = 10;
+	Node(1).healthy = false;
+	EXPECT_EQ(Proceed(),
+			  (Strings{"1:primary->demote_timeout:primary_failed", "2:secondary->prepare_promotion:primary_failed"}))
+		<< "node2 has the highest priority";
+	Report(2);
+	Node(2).streaming = false;
+	EXPECT_EQ(Proceed(), Strings{}) << "node3 may still acknowledge commits for node1";
+	Node(3).replication_quorum = false;
+	EXPECT_EQ(Proceed(), Strings{"2:prepare_promotion->stop_replication:promote_candidate"})
+		<< "an asynchronous standby cannot acknowledge commits";
+}
+
+TEST_F(Group, NoFailoverWithoutAQualifyingCandidate)
+{
+	FormPair();
+	Node(1).healthy = false;
+
+	Node(2).candidate_priority = 0;
+	EXPECT_EQ(Proceed(), Strings{}) << "priority 0 is never promoted";
+	Node(2).candidate_priority = 50;
+
+	Node(2).wants_maintenance = true;
+	EXPECT_EQ(Proceed(), Strings{}) << "a node the operator wants in maintenance is never promoted";
+	Node(2).wants_maintenance = false;
+
+	Node(1).lsn = 100 + g.promote_lag_threshold_bytes + 1;
+	Node(2).lsn = 100;
+	EXPECT_EQ(Proceed(), Strings{}) << "one byte beyond promote_lag_threshold";
+
+	Node(2).reported = NodeState::Catchingup;
+	Node(2).lsn = 101;
+	EXPECT_EQ(Proceed(), Strings{}) << "not settled secondary";
+	Node(2).reported = NodeState::Secondary;
+
+	Node(2).timeline = 7;
+	EXPECT_EQ(Proceed(), Strings{}) << "not on the primary's timeline";
+	Node(2).timeline = 1;
+
+	EXPECT_EQ(Proceed(),
+			  (Strings{"1:primary->demote_timeout:primary_failed", "2:secondary->prepare_promotion:primary_failed"}))
+		<< "exactly at promote_lag_threshold";
+}
+
+TEST_F(Group, UnhealthyPrimaryAndStandbyMeansNoFailover)
+{
+	FormPair();
+	Node(1).healthy = false;
+	Node(2).healthy = false;
+	EXPECT_EQ(Proceed(),
+			  (Strings{"1:primary->wait_primary:primary_loses_sync_standby", "2:secondary->catchingup:standby_lost"}))
+		<< "no candidate: the issue-2 rules keep the primary available";
+}
+
+TEST_F(Group, CandidateIsNeverPromotedWhileTheOldPrimaryDrains)
+{
+	FormPair();
+	Apply(Switchover(g));
+	/* Pathological: the candidate reports prepare_promotion while node1 is still draining unreported. */
+	Node(2).assigned = Node(2).reported = NodeState::PreparePromotion;
+	Node(2).streaming = true;
+	EXPECT_EQ(Proceed(), Strings{}) << "node1 still reports primary and node2 streams: no proof";
+	Node(1).reported = NodeState::Draining;
+	EXPECT_EQ(Proceed(), Strings{"2:prepare_promotion->stop_replication:promote_candidate"});
 }

@@ -53,6 +53,29 @@ TEST(KeeperFsm, FindReturnsTheRowOrNull)
 	EXPECT_EQ(FindKeeperTransition(NodeState::Init, NodeState::WaitStandby)->action, KeeperAction::None);
 	EXPECT_EQ(FindKeeperTransition(NodeState::Catchingup, NodeState::Secondary)->action, KeeperAction::None);
 
+	/* Issue 3 (docs/failover.md). */
+	EXPECT_EQ(FindKeeperTransition(NodeState::Primary, NodeState::Draining)->action, KeeperAction::DemoteClean);
+	EXPECT_EQ(FindKeeperTransition(NodeState::Draining, NodeState::Demoted)->action, KeeperAction::None);
+	EXPECT_EQ(FindKeeperTransition(NodeState::Secondary, NodeState::PreparePromotion)->action,
+			  KeeperAction::StopReplication);
+	EXPECT_EQ(FindKeeperTransition(NodeState::PreparePromotion, NodeState::StopReplication)->action,
+			  KeeperAction::Promote);
+	EXPECT_EQ(FindKeeperTransition(NodeState::StopReplication, NodeState::WaitPrimary)->action,
+			  KeeperAction::PrepareStandbys);
+	EXPECT_EQ(FindKeeperTransition(NodeState::Primary, NodeState::DemoteTimeout)->action, KeeperAction::DemoteClean);
+	EXPECT_EQ(FindKeeperTransition(NodeState::WaitPrimary, NodeState::DemoteTimeout)->action,
+			  KeeperAction::DemoteClean);
+	EXPECT_EQ(FindKeeperTransition(NodeState::DemoteTimeout, NodeState::Demoted)->action, KeeperAction::DemoteRewind);
+	EXPECT_EQ(FindKeeperTransition(NodeState::Primary, NodeState::Demoted)->action, KeeperAction::DemoteRewind);
+	EXPECT_EQ(FindKeeperTransition(NodeState::WaitPrimary, NodeState::Demoted)->action, KeeperAction::DemoteRewind);
+	EXPECT_EQ(FindKeeperTransition(NodeState::Demoted, NodeState::Catchingup)->action, KeeperAction::FollowPrimary);
+	EXPECT_EQ(FindKeeperTransition(NodeState::Demoted, NodeState::Maintenance)->action, KeeperAction::None);
+	EXPECT_EQ(FindKeeperTransition(NodeState::Secondary, NodeState::Maintenance)->action, KeeperAction::None);
+	EXPECT_EQ(FindKeeperTransition(NodeState::Catchingup, NodeState::Maintenance)->action, KeeperAction::None);
+	EXPECT_EQ(FindKeeperTransition(NodeState::Maintenance, NodeState::Catchingup)->action, KeeperAction::FollowPrimary);
+	EXPECT_EQ(FindKeeperTransition(NodeState::Draining, NodeState::Catchingup), nullptr)
+		<< "a draining node is demoted first";
+
 	EXPECT_EQ(FindKeeperTransition(NodeState::Secondary, NodeState::Single), nullptr);
 	EXPECT_EQ(FindKeeperTransition(NodeState::Primary, NodeState::Primary), nullptr);
 	EXPECT_EQ(FindKeeperTransition(NodeState::Single, NodeState::Primary), nullptr);
@@ -60,10 +83,17 @@ TEST(KeeperFsm, FindReturnsTheRowOrNull)
 
 TEST(KeeperFsm, ActionNamesAreLowerSnakeAndUnique)
 {
-	const KeeperAction all[] = {
-		KeeperAction::None,          KeeperAction::BecomeSingle,   KeeperAction::PrepareStandbys,
-		KeeperAction::EnableSyncRep, KeeperAction::DisableSyncRep, KeeperAction::InitStandby,
-		KeeperAction::FollowPrimary};
+	const KeeperAction all[] = {KeeperAction::None,
+								KeeperAction::BecomeSingle,
+								KeeperAction::PrepareStandbys,
+								KeeperAction::EnableSyncRep,
+								KeeperAction::DisableSyncRep,
+								KeeperAction::InitStandby,
+								KeeperAction::FollowPrimary,
+								KeeperAction::DemoteClean,
+								KeeperAction::DemoteRewind,
+								KeeperAction::StopReplication,
+								KeeperAction::Promote};
 	std::set<std::string> names;
 	for (KeeperAction a : all) {
 		std::string name = KeeperActionName(a);
