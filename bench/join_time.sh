@@ -1,7 +1,8 @@
 #!/bin/bash
 # bench/join_time.sh — time from starting node 2 (fresh initdb) until the
 # monitor shows it secondary (clone included), BENCH_RUNS runs (default 5),
-# each with a fresh monitor and primary.  Prints every run and the median.
+# each with a fresh monitor and primary.  Prints every run, the median and
+# the min-max.
 . "$(dirname "$0")/lib.sh"
 runs=${BENCH_RUNS:-5}
 m=$BENCH_PORT_BASE
@@ -24,4 +25,7 @@ for ((r = 1; r <= runs; r++)); do
 	times+=("$t")
 done
 med=$(printf '%s\n' "${times[@]}" | percentile 50)
-printf 'join_time: median %.3f s over %d runs (fresh initdb -> secondary)\n' "$med" "$runs"
+min=$(printf '%s\n' "${times[@]}" | percentile 0)
+max=$(printf '%s\n' "${times[@]}" | percentile 100)
+printf 'join_time: median %.3f s, min %.3f s, max %.3f s over %d runs (fresh initdb -> secondary)\n' \
+	"$med" "$min" "$max" "$runs"
