@@ -621,20 +621,68 @@ FindNode(const GroupView &group, const std::vector<NodeView> &nodes, const std::
 				"pg_autopilot.show_state() lists the nodes.");
 }
 
+/* InRoleChange tells whether state `s` belongs to a switchover, failover or election under way. */
+bool
+InRoleChange(NodeState s)
+{
+	switch (s) {
+	case S::Draining:
+	case S::DemoteTimeout:
+	case S::Demoted:
+	case S::PreparePromotion:
+	case S::StopReplication:
+	case S::ReportLsn:
+	case S::FastForward:
+	case S::JoinSecondary:
+	case S::PrepareMaintenance:
+	case S::WaitMaintenance:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /*
- * RequireNoOperation refuses `what` when some member has not reported its
- * assigned state: an operation (or a plain state change) is in progress and
- * two operations at once are never started.
+ * RequireNoOperation refuses `what` when an operation is under way: some
+ * member is in a role-change state, or has not reported its assigned state
+ * yet.  A standby that is down (unhealthy, not in a role change) does not
+ * count: it blocks nothing by itself, and the checks that follow explain
+ * better why it cannot take over.
  */
 void
 RequireNoOperation(const GroupView &group, const std::vector<NodeView> &nodes, const std::string &what)
 {
-	for (const auto &n : nodes)
-		if (n.assigned != S::Dropped && n.reported != n.assigned)
-			Refuse("cannot " + what + ": an operation is in progress in " + GroupLabel(group),
-				   "Node " + Label(n) + " is assigned " + StateName(n.assigned) + " but reports " +
-					   StateName(n.reported) + ".",
-				   "Wait until every node reports its assigned state (pg_autopilot.show_state()), then retry.");
+	for (const auto &n : nodes) {
+		if (n.assigned == S::Dropped)
+			continue;
+		bool changing = InRoleChange(n.assigned) || InRoleChange(n.reported);
+		if (!changing && (n.reported == n.assigned || !n.healthy))
+			continue;
+		Refuse("cannot " + what + ": an operation is in progress in " + GroupLabel(group),
+			   "Node " + Label(n) + " is assigned " + StateName(n.assigned) + " and reports " + StateName(n.reported) +
+				   ".",
+			   "Wait until every node reports its assigned state (pg_autopilot.show_state()), then retry.");
+	}
+}
+
+/* WhyNotCandidate explains in a sentence why `n` cannot take over from `primary` (IsCandidate is false). */
+std::string
+WhyNotCandidate(const NodeView &n, const NodeView &primary)
+{
+	std::string who = "Node " + Label(n);
+	if (n.assigned == S::Maintenance || n.wants_maintenance)
+		return who + " is in maintenance.";
+	if (!n.healthy)
+		return who + " is unhealthy.";
+	if (!Settled(n, S::Secondary))
+		return who + " is assigned " + StateName(n.assigned) + " and reports " + StateName(n.reported) +
+			   ", not secondary.";
+	if (n.candidate_priority <= 0)
+		return who + " has candidate_priority 0.";
+	if (n.timeline != primary.timeline)
+		return who + " is on timeline " + std::to_string(n.timeline) + ", the primary on timeline " +
+			   std::to_string(primary.timeline) + ".";
+	return who + " qualifies.";
 }
 
 /*
@@ -654,6 +702,15 @@ RequirePrimary(const GroupView &group, const std::vector<NodeView> &nodes, const
 	if (p->assigned == S::Single)
 		Refuse("cannot " + what + ": " + GroupLabel(group) + " has no standby", "Primary " + Label(*p) + " runs alone.",
 			   "Add a standby and wait until it is secondary.");
+	if (p->assigned == S::WaitPrimary) {
+		std::string detail;
+		for (const auto &n : nodes)
+			if (n.node_id != p->node_id && n.assigned != S::Dropped)
+				detail += (detail.empty() ? "" : " ") + WhyNotCandidate(n, *p);
+		Refuse("cannot " + what + ": no healthy secondary of " + GroupLabel(group) + " can take over from " + Label(*p),
+			   detail.empty() ? "The primary has no standby." : detail,
+			   "Wait until a standby is secondary and healthy, then retry.");
+	}
 	if (!Settled(*p, S::Primary))
 		Refuse("cannot " + what + ": primary " + Label(*p) + " is in state " + StateName(p->assigned),
 			   "A switchover or failover starts from a primary with a synchronous secondary.",
@@ -663,26 +720,6 @@ RequirePrimary(const GroupView &group, const std::vector<NodeView> &nodes, const
 			   "An unhealthy primary cannot drain cleanly.",
 			   "Use pg_autopilot.perform_failover() to fail over from an unreachable primary.");
 	return *p;
-}
-
-/* WhyNotCandidate explains in a sentence why `n` cannot take over from `primary` (IsCandidate is false). */
-std::string
-WhyNotCandidate(const NodeView &n, const NodeView &primary)
-{
-	std::string who = "Node " + Label(n);
-	if (n.assigned == S::Maintenance || n.wants_maintenance)
-		return who + " is in maintenance.";
-	if (!Settled(n, S::Secondary))
-		return who + " is assigned " + StateName(n.assigned) + " and reports " + StateName(n.reported) +
-			   ", not secondary.";
-	if (!n.healthy)
-		return who + " is unhealthy.";
-	if (n.candidate_priority <= 0)
-		return who + " has candidate_priority 0.";
-	if (n.timeline != primary.timeline)
-		return who + " is on timeline " + std::to_string(n.timeline) + ", the primary on timeline " +
-			   std::to_string(primary.timeline) + ".";
-	return who + " qualifies.";
 }
 
 /* RequireCandidate returns BestCandidate for `what`, refusing with each standby's reason when there is none. */
@@ -944,6 +981,16 @@ EnableMaintenance(const GroupView &group, const std::string &node_name)
 							   "maintenance of primary " + Label(p) + " requested: it drains, " + Label(c) +
 								   " takes over")};
 	}
+	/* A standby may be the candidate of a switchover under way: never take it away then. */
+	for (const auto &n : nodes)
+		if (n.assigned != S::Dropped && (InRoleChange(n.assigned) || InRoleChange(n.reported)))
+			Refuse("cannot " + what + ": an operation is in progress in " + GroupLabel(group),
+				   "Node " + Label(n) + " is assigned " + StateName(n.assigned) + " and reports " +
+					   StateName(n.reported) + ".",
+				   "Wait until the operation is over (pg_autopilot.show_state()), then retry.");
+	if (FindPrimary(group, nodes) == nullptr)
+		Refuse("cannot " + what + ": " + GroupLabel(group) + " has no primary", "No node is assigned a writable state.",
+			   "Wait until the group has a primary, then retry.");
 	auto standby_state = [](NodeState s) { return s == S::Secondary || s == S::Catchingup; };
 	if (!standby_state(node.assigned) || !standby_state(node.reported))
 		Refuse("cannot " + what + ": it is assigned " + StateName(node.assigned) + " and reports " +

@@ -98,7 +98,7 @@ TEST_F(Group, SwitchoverRefusals)
 	ReportAll();
 	ASSERT_EQ(Node(1).assigned, NodeState::WaitPrimary);
 	ASSERT_EQ(Node(2).assigned, NodeState::Catchingup);
-	ExpectError([&] { Switchover(g); }, k55000, "primary node1 (id 1) is in state wait_primary");
+	ExpectError([&] { Switchover(g); }, k55000, "no healthy secondary of group 0 of formation default can take over");
 
 	for (int i = 0; i < 5; i++) {
 		Proceed();
@@ -186,7 +186,7 @@ TEST_F(Group, MaintenanceOfAStandby)
 	EXPECT_EQ(Proceed(), Strings{}) << "a node in maintenance is never promoted";
 	Node(1).healthy = true;
 	ExpectError([&] { EnableMaintenance(g, "node2"); }, k55000, "already in maintenance");
-	ExpectError([&] { Switchover(g); }, k55000, "wait_primary");
+	ExpectError([&] { Switchover(g); }, k55000, "no healthy secondary");
 
 	out = DisableMaintenance(g, "node2");
 	ExpectKnownEdges(out);
@@ -470,4 +470,43 @@ TEST_F(RandomWalk, NeverTwoWritersNorAnUnprovenPromotion)
 		}
 	}
 	EXPECT_GT(promotions, 100) << "the walk exercises promotions";
+}
+
+/*
+ * A standby that went down is not "an operation in progress": the refusal
+ * must say that no healthy standby can take over.
+ */
+TEST_F(Group, RefusalNamesTheMissingStandby)
+{
+	FormPair();
+	Node(2).healthy = false;
+	EXPECT_EQ(Proceed(),
+			  (Strings{"1:primary->wait_primary:primary_loses_sync_standby", "2:secondary->catchingup:standby_lost"}));
+	Report(1); /* node2 is down: it never reports catchingup */
+	for (auto request : {+[](const GroupView &gv) { Switchover(gv); }, +[](const GroupView &gv) { Failover(gv); },
+						 +[](const GroupView &gv) { Promotion(gv, "node2"); }}) {
+		try {
+			request(g);
+			ADD_FAILURE() << "request accepted without a healthy standby";
+		} catch (const autopilot::Error &e) {
+			EXPECT_STREQ(e.sqlstate(), "55000");
+			std::string msg = e.what();
+			EXPECT_EQ(msg.find("operation is in progress"), std::string::npos) << msg;
+			EXPECT_TRUE(msg.find("no healthy secondary") != std::string::npos ||
+						msg.find("not a healthy secondary") != std::string::npos)
+				<< msg;
+			EXPECT_NE(e.detail().find("unhealthy"), std::string::npos) << e.detail();
+		}
+	}
+}
+
+/* A standby that is the candidate of a switchover under way cannot be taken into maintenance. */
+TEST_F(Group, NoStandbyMaintenanceDuringASwitchover)
+{
+	FormPair();
+	EXPECT_EQ(Apply(Switchover(g)), Strings{"1:primary->draining:switchover"});
+	ExpectError([&] { EnableMaintenance(g, "node2"); }, k55000, "an operation is in progress");
+	Report(1); /* node1 reports draining: the operation is still under way */
+	ExpectError([&] { EnableMaintenance(g, "node2"); }, k55000, "an operation is in progress");
+	EXPECT_EQ(Node(2).assigned, NodeState::Secondary) << "the refusal changed nothing";
 }
