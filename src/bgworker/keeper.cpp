@@ -32,6 +32,7 @@
 extern "C" {
 #include "postgres.h"
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -40,6 +41,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
+#include "postmaster/bgwriter.h"
 #include "postmaster/interrupt.h"
 #include "postmaster/postmaster.h"
 #include "replication/slot.h"
@@ -134,6 +136,28 @@ static bool monitor_down_logged = false;
 static int failed_attempts = 0;
 
 static bool clone_running = false;
+static bool clone_is_reclone = false;        /* the running clone replaces a diverged copy */
+static char clone_new_state[kStateLen];      /* state the clone swap records when done */
+static bool restart_requested = false;       /* a same-PID restart was requested: wait for it */
+static TimestampTz keeper_started_at = 0;    /* start of the isolation grace period */
+static TimestampTz last_monitor_ok = 0;      /* last successful node_active */
+static TimestampTz last_standby_contact = 0; /* last time a standby's reply time moved */
+static int64_t seen_standby_reply = 0;       /* newest walsender reply time seen so far */
+static bool rewind_unsupported = false;      /* neither wal_log_hints nor data checksums */
+
+/*
+ * How long a standby's last reply proves that it is reachable.  Standbys
+ * reply at least every wal_receiver_status_interval (10 s by default) even
+ * when idle, so a standby whose reply time has not moved for this long plus
+ * fence_timeout is taken as lost.
+ */
+constexpr int kStandbyReplySlackMs = 10000;
+/* While a writable node is watched for isolation, ticks are at most this far apart. */
+constexpr int kFenceWatchIntervalMs = 1000;
+/* Deadline of a promotion (end of recovery); afterwards the action is retried at the next tick. */
+constexpr int kPromoteTimeoutMs = 60000;
+/* Poll interval while waiting for the end of recovery or for the walreceiver to stop (latch wait, interruptible). */
+constexpr int kPollMs = 10;
 
 /* Errors: the first problem of this tick, and what status() currently shows. */
 static char tick_error[kErrorLen];
@@ -311,8 +335,11 @@ ScheduleReconnect(void)
 
 /* MonitorFailed closes the connection, logs the first failure of an outage and schedules a retry. */
 static void
-MonitorFailed(const char *what, const char *err)
+MonitorFailed(const char *what, const char *err_in)
 {
+	/* err_in may be PQerrorMessage of the connection closed below: copy it first. */
+	char err[1024];
+	strlcpy(err, err_in, sizeof(err));
 	SetTickErrorf(0, "%s: %s", what, err);
 	DropMonitor();
 	failed_attempts++;
@@ -457,6 +484,7 @@ Heartbeat(const LocalState *ls, Goal *goal)
 		goal->has_primary = false;
 	assigned = goal->assigned;
 	have_assigned = true;
+	last_monitor_ok = GetCurrentTimestamp();
 	return true;
 }
 
@@ -526,13 +554,19 @@ RequestCloneSwap(uint64_t sysid, const Goal *goal, char *errbuf, size_t errlen)
 	PrimaryConninfo(goal, conninfo, sizeof(conninfo));
 	StandbyName(node_id, slot, sizeof(slot));
 	bool ok = false;
+	const bool reclone = clone_is_reclone;
+	const char *new_state = clone_new_state;
 	autopilot::pgx::CallCpp([&] {
 		datadir::PendingAction action;
 		action.kind = "clone-swap";
 		action.expected_system_identifier = sysid;
 		action.settings = {{"primary_conninfo", conninfo}, {"primary_slot_name", slot}};
+		action.reclone = reclone;
+		action.new_state = new_state;
 		ok = RequestRestart(&action, "swap in the clone of the primary", errbuf, errlen);
 	});
+	if (ok)
+		restart_requested = true;
 	return ok;
 }
 
@@ -569,6 +603,8 @@ PollClone(const Goal *goal)
 		SetTickErrorf(LOG, "could not request the restart that swaps the clone in: %s", err);
 		return ActionResult::Failed;
 	}
+	clone_is_reclone = false;
+	clone_new_state[0] = '\0';
 	return ActionResult::InProgress;
 }
 
@@ -625,9 +661,357 @@ InitStandby(const LocalState *ls, const Goal *goal)
 		return ActionResult::Failed;
 	}
 	clone_running = true;
+	clone_is_reclone = false;
+	clone_new_state[0] = '\0';
 	ereport(LOG, (errmsg("pg_autopilot keeper: cloning the primary at %s:%d into \"%s.clone\"", goal->primary_host,
 						 goal->primary_port, DataDir)));
 	return ActionResult::InProgress;
+}
+
+/* ---------- demotion, promotion, rewind, fencing (docs/failover.md) ---------- */
+
+/* RestartOnce asks for a same-PID restart once per keeper process (the keeper ends with the shutdown). */
+static bool
+RestartOnce(const datadir::PendingAction *action, const char *reason)
+{
+	char err[1024];
+	if (restart_requested)
+		return true;
+	if (!RequestRestart(action, reason, err, sizeof(err))) {
+		SetTickErrorf(LOG, "could not request a restart (%s): %s", reason, err);
+		return false;
+	}
+	restart_requested = true;
+	return true;
+}
+
+/* NeedsReclone tells whether a failed pg_rewind left <PGDATA>.autopilot/needs_reclone. */
+static bool
+NeedsReclone(void)
+{
+	bool exists = false;
+	autopilot::pgx::CallCpp([&] {
+		struct stat st;
+		exists = stat(datadir::NeedsRecloneFile(DataDir).c_str(), &st) == 0;
+	});
+	return exists;
+}
+
+/*
+ * DemoteClean (primary -> draining for a switchover, primary/wait_primary ->
+ * demote_timeout in a failover): a standby without upstream after a clean
+ * fast shutdown and a same-PID re-exec.  The shutdown streams all WAL to the
+ * connected standbys and writes the shutdown checkpoint, so a candidate can
+ * receive everything before it is promoted and this node then follows the
+ * new timeline without a rewind.  synchronous_standby_names is deliberately
+ * left as it is: emptying it would acknowledge waiting commits that the
+ * candidate may never receive (in a failover it has stopped streaming); the
+ * fast shutdown terminates those sessions unacknowledged instead, so nothing
+ * waits on the way down.  The login fence goes up first.  Done once the
+ * server runs in recovery, i.e. in the keeper process after the re-exec.
+ */
+static ActionResult
+DemoteClean(const LocalState *ls)
+{
+	if (ls->in_recovery)
+		return ActionResult::Done;
+	if (restart_requested)
+		return ActionResult::InProgress;
+	SetFence(true, "the node is being demoted");
+	const char *names[] = {"primary_conninfo"};
+	const char *values[] = {""};
+	SetAutoConf(1, names, values, guc_monitor_timeout_ms);
+	CreateStandbySignal();
+	ereport(LOG, (errmsg("pg_autopilot keeper: demoting: clean fast shutdown, then restart as a standby without "
+						 "upstream (same postmaster PID)")));
+	return RestartOnce(nullptr, "demote: restart as a standby") ? ActionResult::InProgress : ActionResult::Failed;
+}
+
+/*
+ * StopReplication (candidate, secondary -> prepare_promotion): empty
+ * primary_conninfo (confirmed reload), then wait until the startup process
+ * has stopped the walreceiver, so that the next report says streaming=false
+ * with the final received LSN.
+ */
+static ActionResult
+StopReplication(const LocalState *ls)
+{
+	if (!ls->in_recovery) {
+		SetTickError(WARNING, "assigned to stop replication, but this server is not in recovery; not acting");
+		return ActionResult::Failed;
+	}
+	const char *names[] = {"primary_conninfo"};
+	const char *values[] = {""};
+	SetAutoConf(1, names, values, guc_monitor_timeout_ms);
+
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), guc_monitor_timeout_ms);
+	LocalState now_ls;
+	for (;;) {
+		CHECK_FOR_INTERRUPTS();
+		ReadLocalState(&now_ls);
+		if (!now_ls.wal_receiver_running)
+			break;
+		if (GetCurrentTimestamp() >= deadline) {
+			SetTickError(LOG, "the walreceiver has not stopped yet after primary_conninfo was emptied");
+			return ActionResult::InProgress;
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kPollMs, wait_event);
+		ResetLatch(MyLatch);
+	}
+	ereport(LOG, (errmsg("pg_autopilot keeper: replication stopped; received WAL up to %X/%X on timeline %u",
+						 (uint32) (now_ls.lsn >> 32), (uint32) now_ls.lsn, now_ls.timeline)));
+	return ActionResult::Done;
+}
+
+/*
+ * Promote (candidate, prepare_promotion -> stop_replication; also a fenced
+ * primary the monitor still wants as primary): what pg_promote() does —
+ * the promote signal file (fsynced) and SIGUSR1 to the postmaster — then a
+ * latch wait until recovery has ended (deadline kPromoteTimeoutMs, retried
+ * at the next tick), then an immediate checkpoint, which a pg_rewind source
+ * needs (pg_control must show the new timeline).  The startup process
+ * removes standby.signal itself.
+ */
+static ActionResult
+Promote(const LocalState *ls)
+{
+	TimestampTz start = GetCurrentTimestamp();
+	if (ls->in_recovery) {
+		FILE *f = AllocateFile(PROMOTE_SIGNAL_FILE, "w");
+		if (f == nullptr)
+			ereport(ERROR,
+					(errcode_for_file_access(), errmsg("could not create file \"%s\": %m", PROMOTE_SIGNAL_FILE)));
+		if (FreeFile(f) != 0)
+			ereport(ERROR, (errcode_for_file_access(), errmsg("could not close file \"%s\": %m", PROMOTE_SIGNAL_FILE)));
+		fsync_fname(PROMOTE_SIGNAL_FILE, false);
+		if (kill(PostmasterPid, SIGUSR1) != 0)
+			ereport(ERROR, (errcode(ERRCODE_SYSTEM_ERROR),
+							errmsg("could not send SIGUSR1 to the postmaster (PID %d): %m", (int) PostmasterPid)));
+
+		TimestampTz deadline = TimestampTzPlusMilliseconds(start, kPromoteTimeoutMs);
+		while (RecoveryInProgress()) {
+			CHECK_FOR_INTERRUPTS();
+			if (GetCurrentTimestamp() >= deadline) {
+				SetTickErrorf(LOG, "promotion not finished after %d ms; retrying", kPromoteTimeoutMs);
+				return ActionResult::InProgress;
+			}
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kPollMs, wait_event);
+			ResetLatch(MyLatch);
+		}
+	}
+	long promoted_ms = TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
+	RequestCheckpoint(CHECKPOINT_FORCE | CHECKPOINT_WAIT | CHECKPOINT_IMMEDIATE);
+	ereport(LOG, (errmsg("pg_autopilot keeper: promoted in %ld ms, now timeline %u (checkpoint done after %ld ms)",
+						 promoted_ms, GetWALInsertionTimeLine(),
+						 TimestampDifferenceMilliseconds(start, GetCurrentTimestamp()))));
+	return ActionResult::Done;
+}
+
+/*
+ * Reclone replaces a former member's diverged copy by a fresh clone of the
+ * primary (same system identifier, so the pristine check of a first join does
+ * not apply: DESIGN.md §6.4 allows re-cloning a former member of the same
+ * group).  The swap records `new_state` ("" keeps the current one).
+ */
+static ActionResult
+Reclone(const LocalState *ls, const Goal *goal, const char *new_state)
+{
+	if (clone_running)
+		return PollClone(goal);
+	if (ls->system_identifier != goal->primary_sysid) {
+		SetTickErrorf(WARNING,
+					  "this node must be re-cloned but the primary is another database system (%llu, ours %llu); "
+					  "not acting",
+					  (unsigned long long) goal->primary_sysid, (unsigned long long) ls->system_identifier);
+		return ActionResult::Failed;
+	}
+	char conninfo[1024], err[1024];
+	PrimaryConninfo(goal, conninfo, sizeof(conninfo));
+	if (!CloneStart(conninfo, err, sizeof(err))) {
+		SetTickErrorf(LOG, "could not start re-cloning the primary: %s", err);
+		return ActionResult::Failed;
+	}
+	clone_running = true;
+	clone_is_reclone = true;
+	strlcpy(clone_new_state, new_state, sizeof(clone_new_state));
+	ereport(LOG, (errmsg("pg_autopilot keeper: re-cloning this node from the primary at %s:%d", goal->primary_host,
+						 goal->primary_port),
+				  errdetail("This node is a former member of the group (system identifier %llu) whose history "
+							"diverged and could not be rewound; its data directory is kept aside after the swap.",
+							(unsigned long long) ls->system_identifier)));
+	return ActionResult::InProgress;
+}
+
+/*
+ * DemoteRewind (unplanned, primary/wait_primary/demote_timeout -> demoted;
+ * also a node told to follow that still runs as a primary): the node held
+ * the primary's role and may have written WAL the new primary never got.
+ * It stays fenced; once the monitor names a new writable primary, a fast
+ * shutdown leaves a cleanly shut down data directory and the pre-start hook
+ * runs pg_rewind from that primary (a no-op when nothing diverged), writes
+ * the standby settings and records `new_state` — the keeper process after
+ * the re-exec then finds the action done.  A failed rewind leaves
+ * needs_reclone: then the node is re-cloned.
+ */
+static ActionResult
+DemoteRewind(const LocalState *ls, const Goal *goal, const char *new_state)
+{
+	SetFence(true, "the node held the primary's role and may have diverged; it is rewound onto the new primary");
+	if (!goal->has_primary || goal->primary_node_id == node_id) {
+		SetTickError(LOG, "demoted: waiting for the monitor to name the new primary to rewind from");
+		return ActionResult::InProgress;
+	}
+	if (NeedsReclone())
+		return Reclone(ls, goal, new_state);
+	if (restart_requested)
+		return ActionResult::InProgress;
+
+	char conninfo[1024], source[1024], slot[NAMEDATALEN], port[16];
+	PrimaryConninfo(goal, conninfo, sizeof(conninfo));
+	StandbyName(node_id, slot, sizeof(slot));
+	snprintf(port, sizeof(port), "%d", goal->primary_port);
+	const char *user = guc_replication_user;
+	bool ok = false;
+	char err[1024] = "";
+	autopilot::pgx::CallCpp([&] {
+		std::vector<std::pair<std::string, std::string>> params = {{"host", goal->primary_host},
+																   {"port", port},
+																   {"dbname", "postgres"},
+																   {"application_name", "pg_autopilot rewind"}};
+		if (user != nullptr && user[0] != '\0')
+			params.emplace_back("user", user);
+		std::string s = autopilot::conninfo::Build(params);
+		if (s.size() >= sizeof(source))
+			throw autopilot::Error(sqlstate::kInvalidParameterValue, "pg_rewind source conninfo is too long");
+		memcpy(source, s.c_str(), s.size() + 1);
+	});
+	ereport(LOG, (errmsg("pg_autopilot keeper: rewinding onto the new primary at %s:%d: clean fast shutdown, then "
+						 "pg_rewind in the pre-start hook and a restart as its standby (same postmaster PID)",
+						 goal->primary_host, goal->primary_port)));
+	autopilot::pgx::CallCpp([&] {
+		datadir::PendingAction action;
+		action.kind = "rewind";
+		action.source = source;
+		action.new_state = new_state;
+		action.settings = {
+			{"primary_conninfo", conninfo}, {"primary_slot_name", slot}, {"synchronous_standby_names", ""}};
+		ok = RequestRestart(&action, "rewind onto the new primary", err, sizeof(err));
+	});
+	if (!ok) {
+		SetTickErrorf(LOG, "could not request the rewind restart: %s", err);
+		return ActionResult::Failed;
+	}
+	restart_requested = true;
+	return ActionResult::InProgress;
+}
+
+/* FollowPrimary: point primary_conninfo/slot at the primary; a node not in recovery is rewound first. */
+static ActionResult
+FollowPrimary(const LocalState *ls, const Goal *goal)
+{
+	if (!goal->has_primary) {
+		SetTickError(0, "waiting for the monitor to name a primary to follow");
+		return ActionResult::InProgress;
+	}
+	if (NeedsReclone())
+		return Reclone(ls, goal, "");
+	if (!ls->in_recovery) {
+		SetTickErrorf(WARNING, "assigned %s, but this server still runs as a primary; rewinding it onto the primary",
+					  fsm::StateName(assigned));
+		return DemoteRewind(ls, goal, fsm::StateName(current));
+	}
+	EnsureFollowing(goal);
+	return ActionResult::Done;
+}
+
+/* IsolationWatched: a writable node the monitor may replace (single has nobody to be replaced by). */
+static bool
+IsolationWatched(const LocalState *ls)
+{
+	return !ls->in_recovery && current != NodeState::Single && IsWritable(current);
+}
+
+/*
+ * SelfFence (docs/failover.md "Self-fencing"): the login fence goes up
+ * (persisted), standby.signal is written with no upstream, and the keeper
+ * exits with code 2: the postmaster treats that as a crash, SIGQUITs every
+ * backend (so no session can commit any more) and restarts in standby mode.
+ * synchronous_standby_names is left alone: emptying it would acknowledge
+ * commits no standby has.  Terminating client backends first would add
+ * nothing: the crash restart ends them all at once.
+ */
+static void
+SelfFence(long isolated_ms)
+{
+	ereport(WARNING,
+			(errmsg("pg_autopilot keeper: primary isolated for %ld ms (no monitor, no streaming standby): fencing: "
+					"logins refused, restarting as a standby",
+					isolated_ms),
+			 errdetail("pg_autopilot.fence_timeout is %d ms.", guc_fence_timeout_ms)));
+	SetFence(true, "the primary was isolated from the monitor and its standbys");
+	/*
+	 * The crash restart is the fence: restart_after_crash must be on (it is
+	 * PGC_SIGHUP), otherwise the server would stop and never rejoin.
+	 */
+	if (!restart_after_crash)
+		ereport(LOG, (errmsg("pg_autopilot keeper: setting restart_after_crash = on, which self-fencing needs")));
+	const char *names[] = {"primary_conninfo", "restart_after_crash"};
+	const char *values[] = {"", "on"};
+	SetAutoConf(2, names, values, guc_monitor_timeout_ms);
+	CreateStandbySignal();
+	proc_exit(2);
+}
+
+/* CheckIsolation fences the node when it has been isolated for fence_timeout (see SelfFence). */
+static void
+CheckIsolation(const LocalState *ls)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	if (ls->last_standby_reply != 0 && ls->last_standby_reply != seen_standby_reply) {
+		/* The reply time is the standby's clock: only its change counts, measured on ours. */
+		seen_standby_reply = ls->last_standby_reply;
+		last_standby_contact = now;
+	}
+	if (!IsolationWatched(ls))
+		return;
+	TimestampTz contact = Max(keeper_started_at, last_monitor_ok);
+	if (last_standby_contact != 0 && ls->streaming_walsenders > 0)
+		contact = Max(contact, TimestampTzPlusMilliseconds(last_standby_contact, kStandbyReplySlackMs));
+	long isolated_ms = TimestampDifferenceMilliseconds(contact, now);
+	if (now > contact && isolated_ms >= guc_fence_timeout_ms)
+		SelfFence(isolated_ms);
+}
+
+/*
+ * LiftFenceIfProven lifts the login fence when the node's role is proven
+ * (docs/failover.md "The old primary comes back"):
+ *  - confirmed: the monitor has just assigned this writable node the state
+ *    it reported (after_heartbeat);
+ *  - a synchronous standby streams from this primary: no other node can have
+ *    been promoted (two-node groups; with more standbys only the monitor's
+ *    confirmation counts... see the report);
+ *  - a standby that catches up or is secondary streams from the primary: its
+ *    history is a prefix of the primary's.
+ */
+static void
+LiftFenceIfProven(const LocalState *ls, const Goal *goal)
+{
+	if (!IsFenced())
+		return;
+	if (ls->in_recovery) {
+		if ((current == NodeState::Catchingup || current == NodeState::Secondary) && ls->wal_receiver_streaming &&
+			!NeedsReclone())
+			SetFence(false, "this standby streams from the primary");
+		return;
+	}
+	if (!IsWritable(current))
+		return;
+	if (goal != nullptr && goal->assigned == current) {
+		char why[128];
+		snprintf(why, sizeof(why), "the monitor confirms this node as the primary (state %s)", fsm::StateName(current));
+		SetFence(false, why);
+	} else if (current == NodeState::Primary && ls->sync_candidates > 0)
+		SetFence(false, "a synchronous standby streams from this primary, so no other node was promoted");
 }
 
 /* RequireNotInRecovery reports a primary-only action assigned to a server in recovery; false then. */
@@ -673,19 +1057,40 @@ RunAction(KeeperAction action, const LocalState *ls, const Goal *goal)
 	case KeeperAction::InitStandby:
 		return InitStandby(ls, goal);
 	case KeeperAction::FollowPrimary:
-		if (!goal->has_primary) {
-			SetTickError(0, "waiting for the monitor to name a primary to follow");
-			return ActionResult::InProgress;
-		}
-		if (!ls->in_recovery) {
-			SetTickError(WARNING, "assigned to follow a primary, but this server is not in recovery; demotion is not "
-								  "implemented yet");
-			return ActionResult::Failed;
-		}
-		EnsureFollowing(goal);
-		return ActionResult::Done;
+		return FollowPrimary(ls, goal);
+	case KeeperAction::DemoteClean:
+		return DemoteClean(ls);
+	case KeeperAction::DemoteRewind:
+		return DemoteRewind(ls, goal, fsm::StateName(goal->assigned));
+	case KeeperAction::StopReplication:
+		return StopReplication(ls);
+	case KeeperAction::Promote:
+		return Promote(ls);
 	}
 	return ActionResult::Failed;
+}
+
+/*
+ * PromoteBack: the node fenced itself (or was restarted as a standby) while
+ * it held the primary's role, but the monitor still assigns it a writable
+ * state: no failover happened, so it is promoted back before anything else;
+ * the fence is lifted once the monitor confirms it.  Returns true when it
+ * handled the tick.
+ */
+static bool
+PromoteBack(const LocalState *ls, const Goal *goal)
+{
+	if (!ls->in_recovery || !IsWritable(current) || !IsWritable(goal->assigned))
+		return false;
+	if (NeedsReclone()) {
+		SetTickError(WARNING, "assigned the primary's role, but a failed pg_rewind left this node to be re-cloned");
+		return true;
+	}
+	ereport(LOG, (errmsg("pg_autopilot keeper: the monitor still assigns %s to this node, which runs as a standby "
+						 "after fencing itself: promoting it back",
+						 fsm::StateName(goal->assigned))));
+	(void) Promote(ls);
+	return true;
 }
 
 /* Steady keeps a node whose current state equals its goal in line with the monitor's latest values. */
@@ -714,6 +1119,13 @@ KeeperTick(void)
 
 	memset(&goal, 0, sizeof(goal));
 	ReadLocalState(&ls);
+	if (restart_requested) {
+		/* The postmaster is shutting down for a same-PID restart; this process ends with it. */
+		SetTickError(0, "waiting for the requested restart");
+		return guc_heartbeat_interval_ms;
+	}
+	CheckIsolation(&ls);
+	LiftFenceIfProven(&ls, nullptr);
 
 	if (!ValidateSettings(cfg, sizeof(cfg))) {
 		DropMonitor();
@@ -741,6 +1153,9 @@ KeeperTick(void)
 	}
 	if (!Heartbeat(&ls, &goal))
 		return backoff_ms;
+	LiftFenceIfProven(&ls, &goal);
+	if (PromoteBack(&ls, &goal))
+		return 0; /* report as a primary again at once */
 
 	if (current == goal.assigned) {
 		Steady(&ls, &goal);
@@ -800,7 +1215,15 @@ RunTickGuarded(void)
 		wait_ms = guc_heartbeat_interval_ms;
 	}
 	PG_END_TRY();
+	if (rewind_unsupported && tick_error[0] == '\0')
+		SetTickError(WARNING, "neither wal_log_hints nor data checksums are on: pg_rewind cannot rewind this node "
+							  "after a failover, it would have to be re-cloned");
 	EndTickErrors();
+	/* An isolated primary must notice within fence_timeout, whatever else the keeper waits for. */
+	LocalState ls;
+	ReadLocalState(&ls);
+	if (IsolationWatched(&ls) && wait_ms > kFenceWatchIntervalMs)
+		wait_ms = kFenceWatchIntervalMs;
 	return wait_ms;
 }
 
@@ -870,6 +1293,8 @@ AutopilotKeeperMain(Datum main_arg)
 	tick_ctx = AllocSetContextCreate(TopMemoryContext, "pg_autopilot keeper tick", ALLOCSET_DEFAULT_SIZES);
 
 	LoadStateFile();
+	keeper_started_at = GetCurrentTimestamp();
+	rewind_unsupported = !wal_log_hints && !DataChecksumsEnabled();
 	PublishStatus();
 	ereport(LOG, (errmsg("pg_autopilot keeper started")));
 

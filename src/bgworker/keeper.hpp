@@ -27,6 +27,7 @@ extern int guc_candidate_priority;
 extern bool guc_replication_quorum;
 extern int guc_heartbeat_interval_ms;
 extern int guc_monitor_timeout_ms;
+extern int guc_fence_timeout_ms;
 
 /* True when _PG_init ran during shared_preload_libraries (the keeper exists). */
 extern bool preloaded;
@@ -51,12 +52,30 @@ struct KeeperShared {
 	char current_state[kStateLen];
 	char assigned_state[kStateLen];
 	char last_error[kErrorLen];
+	/*
+	 * The login fence (module.cpp's ClientAuthentication_hook refuses every
+	 * non-replication login while it is up).  Set by the postmaster at
+	 * shared-memory initialisation (StartupFence) and by the keeper; cleared
+	 * only by the keeper.
+	 */
+	bool fenced;
+	char fence_reason[256];
 };
 
 extern KeeperShared *keeper_shared; /* nullptr when not preloaded */
 
 /* Snapshot copy for readers. */
 void ReadKeeperShared(KeeperShared *out);
+
+/*
+ * SetFence raises (fenced = true) or lifts the login fence: the shared flag
+ * and the persistent <PGDATA>.autopilot/fenced file (so that a crash restart
+ * comes back fenced), and logs the change with `why`.  Keeper process.
+ * Raises ERROR when the file cannot be written or removed (the flag is set
+ * first when raising the fence, cleared last when lifting it).
+ */
+void SetFence(bool fenced, const char *why);
+bool IsFenced(void);
 
 /*
  * ValidateSettings checks the identity GUCs (monitor, node_name, hostname,
@@ -72,10 +91,12 @@ struct LocalState {
 	uint64_t lsn; /* flush LSN on a primary, max(receive, replay) on a standby */
 	bool wal_receiver_streaming;
 	uint64_t system_identifier;
-	int streaming_walsenders; /* walsenders in state streaming */
-	int sync_candidates;      /* of those, candidates for synchronous replication */
-	char sender_host[256];    /* walreceiver's primary host ("" when none) */
-	int sender_port;          /* walreceiver's primary port (0 when none) */
+	int streaming_walsenders;   /* walsenders in state streaming */
+	int sync_candidates;        /* of those, candidates for synchronous replication */
+	int64_t last_standby_reply; /* newest reply time (TimestampTz) of a streaming walsender, 0 when none */
+	bool wal_receiver_running;  /* a walreceiver exists and is not stopped or waiting for instructions */
+	char sender_host[256];      /* walreceiver's primary host ("" when none) */
+	int sender_port;            /* walreceiver's primary port (0 when none) */
 };
 
 /* ReadLocalState fills st; needs no lock of the caller and no transaction. */

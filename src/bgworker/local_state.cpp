@@ -39,16 +39,20 @@ ReadWalSenders(LocalState *st)
 		pid_t pid;
 		WalSndState state;
 		int priority;
+		TimestampTz reply;
 
 		SpinLockAcquire(&walsnd->mutex);
 		pid = walsnd->pid;
 		state = walsnd->state;
 		priority = walsnd->sync_standby_priority;
+		reply = walsnd->replyTime;
 		SpinLockRelease(&walsnd->mutex);
 
 		if (pid == 0 || state != WALSNDSTATE_STREAMING)
 			continue;
 		st->streaming_walsenders++;
+		if (reply > st->last_standby_reply)
+			st->last_standby_reply = reply;
 		/* Priority 0 means "not listed in synchronous_standby_names": async. */
 		if (priority > 0)
 			st->sync_candidates++;
@@ -72,6 +76,7 @@ ReadWalReceiver(LocalState *st)
 	SpinLockRelease(&WalRcv->mutex);
 
 	st->wal_receiver_streaming = pid != 0 && state == WALRCV_STREAMING;
+	st->wal_receiver_running = pid != 0 && state != WALRCV_STOPPED && state != WALRCV_WAITING;
 	if (!st->wal_receiver_streaming) {
 		st->sender_host[0] = '\0';
 		st->sender_port = 0;

@@ -15,6 +15,19 @@
  * them (ValidateSettings), reports the problem once in the log and in
  * status(), idles, and checks again after every reload.
  *
+ * The login fence (docs/failover.md "The old primary comes back"): a
+ * ClientAuthentication_hook refuses every login except physical replication
+ * connections while KeeperShared.fenced is set, with SQLSTATE 57P03
+ * (cannot_connect_now).  There is no exception for superusers or unix
+ * sockets: a node whose history may have diverged must serve nobody, and an
+ * operator who needs in can stop the server and remove
+ * <PGDATA>.autopilot/fenced.  Replication connections stay allowed so that
+ * standbys keep streaming (their walreceiver refuses a history that is not a
+ * prefix of theirs) and can be cloned.  The postmaster raises the fence when
+ * it (re)creates shared memory (StartupFence): after a restart or a crash
+ * restart of a node whose state file says it held the primary's role, or
+ * when the fence file or a re-clone request exists; only the keeper lifts it.
+ *
  * Default of pg_autopilot.hostname: 'localhost'.  It matches the default of
  * listen_addresses, so a one-host demo needs no setting, and it is plainly
  * wrong for a real deployment, where every node must name an address its
@@ -23,8 +36,14 @@
 extern "C" {
 #include "postgres.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "fmgr.h"
+#include "libpq/auth.h"
+#include "libpq/libpq-be.h"
 #include "miscadmin.h"
+#include "replication/walsender.h"
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
@@ -36,12 +55,16 @@ extern "C" {
 }
 #include "pg/compat.hpp"
 
+#include <cerrno>
 #include <cstring>
+#include <string>
 
 #include "conninfo.hpp"
+#include "datadir.hpp"
 #include "keeper.hpp"
 #include "pg/guard.hpp"
 #include "restart.hpp"
+#include "states.hpp"
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -60,11 +83,13 @@ int guc_candidate_priority = 50;
 bool guc_replication_quorum = true;
 int guc_heartbeat_interval_ms = 1000;
 int guc_monitor_timeout_ms = 5000;
+int guc_fence_timeout_ms = 10000;
 bool preloaded = false;
 KeeperShared *keeper_shared = nullptr;
 
 static shmem_request_hook_type prev_shmem_request_hook = nullptr;
 static shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
+static ClientAuthentication_hook_type prev_client_auth_hook = nullptr;
 
 void
 ReadKeeperShared(KeeperShared *out)
@@ -148,6 +173,142 @@ ValidateSettings(char *msg, size_t len)
 	return msg[0] == '\0';
 }
 
+/*
+ * StartupFence decides whether the server starts fenced and why (empty: not
+ * fenced): the fence file exists, a re-clone is pending, or the keeper's
+ * state file names a writable state other than single, or a demotion state
+ * (draining, demote_timeout, demoted: the node may hold diverged history
+ * until it follows the new primary).  A `single` node is
+ * exempt: it has no standby, so no other node can have been promoted in its
+ * place, and a one-node group must keep serving while the monitor is down.
+ * Plain file reads, its own exception boundary; never raises.
+ */
+static void
+StartupFence(char *reason, size_t len) noexcept
+{
+	reason[0] = '\0';
+	try {
+		std::string pgdata(DataDir);
+		struct stat st;
+		if (stat(datadir::FencedFile(pgdata).c_str(), &st) == 0) {
+			snprintf(reason, len, "the node was fenced when the server stopped");
+			return;
+		}
+		if (stat(datadir::NeedsRecloneFile(pgdata).c_str(), &st) == 0) {
+			snprintf(reason, len, "a pg_rewind failed: the node waits to be re-cloned from the primary");
+			return;
+		}
+		auto text = datadir::ReadSmallFile(datadir::StateFile(pgdata));
+		if (!text)
+			return;
+		std::string label = *text;
+		while (!label.empty() && (label.back() == '\n' || label.back() == ' ' || label.back() == '\r'))
+			label.pop_back();
+		auto state = fsm::ParseState(label);
+		if (!state)
+			return;
+		if (fsm::IsWritableState(*state) && *state != fsm::NodeState::Single)
+			snprintf(reason, len,
+					 "the node held the primary's role (state %s) when it stopped; another node may have been "
+					 "promoted since",
+					 label.c_str());
+		else if (*state == fsm::NodeState::Draining || *state == fsm::NodeState::DemoteTimeout ||
+				 *state == fsm::NodeState::Demoted)
+			snprintf(reason, len, "the node is a demoted primary (state %s) that does not follow the new primary yet",
+					 label.c_str());
+	} catch (...) {
+		snprintf(reason, len, "could not read the keeper's state files");
+	}
+}
+
+void
+SetFence(bool on, const char *why)
+{
+	if (keeper_shared == nullptr)
+		return;
+	char path[MAXPGPATH] = "";
+	char dir[MAXPGPATH] = "";
+	autopilot::pgx::CallCpp([&] {
+		std::string f = datadir::FencedFile(DataDir);
+		std::string d = datadir::StateDir(DataDir);
+		if (f.size() >= sizeof(path) || d.size() >= sizeof(dir))
+			throw autopilot::Error(sqlstate::kInvalidParameterValue, "data directory path too long");
+		memcpy(path, f.c_str(), f.size() + 1);
+		memcpy(dir, d.c_str(), d.size() + 1);
+	});
+
+	bool was;
+	SpinLockAcquire(&keeper_shared->mutex);
+	was = keeper_shared->fenced;
+	if (on) {
+		keeper_shared->fenced = true;
+		strlcpy(keeper_shared->fence_reason, why, sizeof(keeper_shared->fence_reason));
+	}
+	SpinLockRelease(&keeper_shared->mutex);
+
+	if (on) {
+		if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+			ereport(ERROR, (errcode_for_file_access(), errmsg("could not create directory \"%s\": %m", dir)));
+		struct stat st;
+		if (stat(path, &st) != 0)
+			autopilot::pgx::CallCpp([&] { datadir::WriteFileAtomic(path, std::string(why) + "\n"); });
+		if (!was)
+			ereport(LOG, (errmsg("pg_autopilot keeper: login fence up: %s", why),
+						  errdetail("Only replication connections are accepted until the fence is lifted.")));
+		return;
+	}
+	if (unlink(path) != 0 && errno != ENOENT)
+		ereport(ERROR, (errcode_for_file_access(), errmsg("could not remove file \"%s\": %m", path)));
+	SpinLockAcquire(&keeper_shared->mutex);
+	keeper_shared->fenced = false;
+	keeper_shared->fence_reason[0] = '\0';
+	SpinLockRelease(&keeper_shared->mutex);
+	if (was)
+		ereport(LOG, (errmsg("pg_autopilot keeper: login fence lifted: %s", why)));
+}
+
+bool
+IsFenced(void)
+{
+	if (keeper_shared == nullptr)
+		return false;
+	SpinLockAcquire(&keeper_shared->mutex);
+	bool f = keeper_shared->fenced;
+	SpinLockRelease(&keeper_shared->mutex);
+	return f;
+}
+
+/*
+ * FenceClientAuthentication (ClientAuthentication_hook, any backend): after
+ * a successful authentication, refuse the login with FATAL 57P03 while the
+ * node is fenced, except for physical replication connections.
+ */
+static void
+FenceClientAuthentication(Port *port, int status)
+{
+	if (prev_client_auth_hook != nullptr)
+		prev_client_auth_hook(port, status);
+	if (status != STATUS_OK || keeper_shared == nullptr)
+		return;
+	if (am_walsender && !am_db_walsender)
+		return;
+
+	bool fenced;
+	char reason[sizeof(keeper_shared->fence_reason)];
+	SpinLockAcquire(&keeper_shared->mutex);
+	fenced = keeper_shared->fenced;
+	memcpy(reason, keeper_shared->fence_reason, sizeof(reason));
+	SpinLockRelease(&keeper_shared->mutex);
+	if (!fenced)
+		return;
+	reason[sizeof(reason) - 1] = '\0';
+	ereport(FATAL, (errcode(ERRCODE_CANNOT_CONNECT_NOW),
+					errmsg("pg_autopilot: this node is fenced until the monitor confirms its role"),
+					reason[0] ? errdetail("Fenced because %s.", reason) : 0,
+					errhint("Connect to the formation's primary; this node accepts clients again once it has "
+							"rejoined.")));
+}
+
 static Size
 KeeperSharedSize(void)
 {
@@ -176,8 +337,12 @@ ShmemStartup(void)
 		memset(keeper_shared, 0, sizeof(KeeperShared));
 		SpinLockInit(&keeper_shared->mutex);
 		keeper_shared->group_id = -1;
+		StartupFence(keeper_shared->fence_reason, sizeof(keeper_shared->fence_reason));
+		keeper_shared->fenced = keeper_shared->fence_reason[0] != '\0';
 	}
 	LWLockRelease(AddinShmemInitLock);
+	if (!found && keeper_shared->fenced)
+		ereport(LOG, (errmsg("pg_autopilot: starting with the login fence up: %s", keeper_shared->fence_reason)));
 }
 
 static void
@@ -214,6 +379,20 @@ DefineGucs(void)
 							"monitor.",
 							nullptr, &guc_monitor_timeout_ms, 5000, 100, 600000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
 							nullptr, nullptr);
+	/*
+	 * Self-fencing: a writable node that has neither reached the monitor nor
+	 * heard from a streaming standby for this long fences itself.  It must
+	 * stay below the monitor's primary_demote_timeout (default 30 s; the
+	 * monitor checks the relation): fence_timeout + the standby reply slack
+	 * (10 s, wal_receiver_status_interval's default) + monitor_timeout (a
+	 * connect in progress) = 25 s with the defaults.
+	 */
+	DefineCustomIntVariable("pg_autopilot.fence_timeout", "Time after which an isolated primary fences itself.",
+							"A writable node that has neither reached the monitor nor heard from a streaming standby "
+							"for this long refuses logins and restarts as a standby. Keep it well below the "
+							"monitor's primary_demote_timeout.",
+							&guc_fence_timeout_ms, 10000, 1000, 3600000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
+							nullptr);
 	DefineCustomStringVariable("pg_autopilot.replication_user",
 							   "Role standbys use to stream from the primary and to clone it.",
 							   "Empty means the operating system user name, libpq's default.", &guc_replication_user,
@@ -260,6 +439,8 @@ _PG_init(void)
 	shmem_request_hook = ShmemRequest;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = ShmemStartup;
+	prev_client_auth_hook = ClientAuthentication_hook;
+	ClientAuthentication_hook = FenceClientAuthentication;
 
 	RegisterKeeper();
 }

@@ -1,8 +1,8 @@
 /*
  * src/bgworker/restart.cpp — same-PID re-exec of the postmaster, the
- * pre-start hook that swaps a clone in, and the keeper's restart request
- * (PostgreSQL zone; DESIGN.md §4, research/bgworker-feasibility.md §5c, §6,
- * research/reexec-pg17-18.md).
+ * pre-start hook that swaps a clone in or runs pg_rewind, and the keeper's
+ * restart request (PostgreSQL zone; DESIGN.md §4,
+ * research/bgworker-feasibility.md §5c, §6, §7, research/reexec-pg17-18.md).
  *
  * Invariants:
  *  - AutopilotPrestartInit does something only in the postmaster while
@@ -10,7 +10,11 @@
  *    and the syslogger exist.  It never raises ERROR: a pending action that
  *    cannot start rolls back (WARNING, pending file removed, normal start);
  *    a failure after the clone was exchanged in ends the postmaster with
- *    FATAL so that the next start finishes the swap.
+ *    FATAL so that the next start finishes the swap.  A pending rewind never
+ *    falls through into a normal start: whether pg_rewind succeeded or not,
+ *    the server re-execs as a standby (on failure without upstream, with
+ *    <state dir>/needs_reclone so that the keeper re-clones it and the login
+ *    fence stays up).
  *  - Every execv runs with all signals blocked: a signal that arrives in the
  *    window stays pending across execve and the new image handles it (on 16+
  *    the postmaster runs _PG_init and its exit path with signals unblocked and
@@ -40,6 +44,8 @@ extern "C" {
 #include <cstring>
 #include <ctime>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -92,6 +98,8 @@ char state_dir_path[MAXPGPATH];
 char marker_path[MAXPGPATH];
 char pending_path[MAXPGPATH];
 char clone_path[MAXPGPATH];
+char state_file_path[MAXPGPATH];
+char needs_reclone_path[MAXPGPATH];
 char exec_cwd[MAXPGPATH]; /* directory to execv from; empty: stay in PGDATA */
 
 /* TryPure runs pure code, catching every exception into err; no server call inside. */
@@ -478,6 +486,8 @@ PrepareClone(const std::string &pgdata, const std::string &clone, const datadir:
 	std::string old_text = datadir::ReadSmallFile(auto_conf).value_or("");
 	datadir::WriteFileAtomic(auto_conf, datadir::SetAutoConfSettings(old_text, settings));
 	datadir::WriteFileAtomic(clone + "/standby.signal", "");
+	/* Tells a later start that PGDATA holds the clone (the system identifier cannot when re-cloning). */
+	datadir::WriteFileAtomic(clone + "/" + datadir::kCloneSwapMarker, "");
 
 	if (!FsyncPath(clone.c_str()))
 		throw autopilot::Error("58030", "could not fsync \"" + clone + "\": " + strerror(errno));
@@ -523,12 +533,28 @@ FailAfterExchange(const char *what)
 }
 
 /*
+ * CompleteAction records that a pending action succeeded: the keeper's state
+ * file gets the action's new state, the re-clone request is dropped.  Throws
+ * Error (pure helpers only).
+ */
+void
+CompleteAction(const datadir::PendingAction &action)
+{
+	if (!action.new_state.empty())
+		datadir::WriteFileAtomic(state_file_path, action.new_state + "\n");
+	if (unlink(needs_reclone_path) != 0 && errno != ENOENT)
+		throw autopilot::Error("58030",
+							   std::string("could not remove \"") + needs_reclone_path + "\": " + strerror(errno));
+}
+
+/*
  * FinishSwap runs once PGDATA holds the clone: it moves the old data
  * directory (now at <PGDATA>.clone) aside to <PGDATA>.old-<unix time>,
- * removes the pending file and re-execs.  Never returns.
+ * removes the swap marker, records the action as done, removes the pending
+ * file and re-execs.  Never returns.
  */
 [[noreturn]] void
-FinishSwap(void)
+FinishSwap(const datadir::PendingAction &action)
 {
 	struct stat st;
 	if (lstat(clone_path, &st) == 0) {
@@ -555,6 +581,17 @@ FinishSwap(void)
 		FailAfterExchange(what);
 	}
 
+	char swap_marker[MAXPGPATH];
+	snprintf(swap_marker, sizeof(swap_marker), "%s/%s", DataDir, datadir::kCloneSwapMarker);
+	if (unlink(swap_marker) != 0 && errno != ENOENT) {
+		char what[MAXPGPATH + 64];
+		snprintf(what, sizeof(what), "could not remove \"%s\": %s", swap_marker, strerror(errno));
+		FailAfterExchange(what);
+	}
+	ErrorBuffer err;
+	if (!TryPure(err, [&] { CompleteAction(action); }))
+		FailAfterExchange(err.message);
+
 	/* A pending file we cannot remove would re-run the swap after every re-exec: stop instead. */
 	if (!RemovePendingFile()) {
 		char what[MAXPGPATH + 64];
@@ -580,11 +617,18 @@ RunCloneSwap(const datadir::PendingAction &action, const sigset_t *old_mask)
 {
 	const uint64_t expected = action.expected_system_identifier;
 	std::optional<uint64_t> current = datadir::ReadSystemIdentifier(DataDir);
+	char swap_marker[MAXPGPATH];
+	snprintf(swap_marker, sizeof(swap_marker), "%s/%s", DataDir, datadir::kCloneSwapMarker);
 
-	if (current && *current == expected) {
+	/*
+	 * Exchanged already (a crash after the commit point)?  The marker says so
+	 * in every case; the system identifier only when the clone is of another
+	 * system (a re-clone has the same one).
+	 */
+	if (access(swap_marker, F_OK) == 0 || (!action.reclone && current && *current == expected)) {
 		ereport(LOG, (errmsg("pg_autopilot: \"%s\" already holds the clone of system %" PRIu64 "; finishing the swap",
 							 DataDir, expected)));
-		FinishSwap();
+		FinishSwap(action);
 	}
 
 	std::optional<uint64_t> cloned = datadir::ReadSystemIdentifier(clone_path);
@@ -622,7 +666,262 @@ RunCloneSwap(const datadir::PendingAction &action, const sigset_t *old_mask)
 		snprintf(what, sizeof(what), "could not fsync the parent of \"%s\": %s", DataDir, strerror(errno));
 		FailAfterExchange(what);
 	}
-	FinishSwap();
+	FinishSwap(action);
+}
+
+/*
+ * SaveNodeConfig copies the node-local configuration files that live in
+ * PGDATA into save_dir, once per pending rewind: a save_dir marked complete
+ * is kept, because after a crash in the middle of pg_rewind PGDATA may
+ * already hold the source's copies.  Throws Error.
+ */
+void
+SaveNodeConfig(const std::string &pgdata, const std::string &save_dir)
+{
+	std::string complete = save_dir + "/complete";
+	struct stat st;
+	if (stat(complete.c_str(), &st) == 0)
+		return;
+	if (mkdir(save_dir.c_str(), 0700) != 0 && errno != EEXIST)
+		throw autopilot::Error("58030", "could not create directory \"" + save_dir + "\": " + strerror(errno));
+	for (const char *name : kNodeLocalFiles) {
+		std::string src = pgdata + "/" + name;
+		std::string dst = save_dir + "/" + name;
+		if (stat(src.c_str(), &st) == 0 && S_ISREG(st.st_mode))
+			CopyFileDurably(src, dst);
+		else if (unlink(dst.c_str()) != 0 && errno != ENOENT)
+			throw autopilot::Error("58030", "could not remove \"" + dst + "\": " + strerror(errno));
+	}
+	datadir::WriteFileAtomic(complete, "");
+}
+
+/* RestoreNodeConfig copies the saved files back into PGDATA and removes the saved copy. Throws Error. */
+void
+RestoreNodeConfig(const std::string &pgdata, const std::string &save_dir)
+{
+	struct stat st;
+	for (const char *name : kNodeLocalFiles) {
+		std::string saved = save_dir + "/" + name;
+		if (stat(saved.c_str(), &st) == 0)
+			CopyFileDurably(saved, pgdata + "/" + name);
+	}
+	if (!FsyncPath(pgdata.c_str()))
+		throw autopilot::Error("58030", "could not fsync \"" + pgdata + "\": " + strerror(errno));
+	for (const char *name : kNodeLocalFiles)
+		(void) unlink((save_dir + "/" + name).c_str());
+	(void) unlink((save_dir + "/complete").c_str());
+	(void) rmdir(save_dir.c_str());
+}
+
+/*
+ * BecomeStandbyFiles sets `settings` (plus synchronous_standby_names = '',
+ * which a standby must not carry) in PGDATA's postgresql.auto.conf and
+ * creates standby.signal, fsynced.  Throws Error.
+ */
+void
+BecomeStandbyFiles(const std::string &pgdata, std::vector<std::pair<std::string, std::string>> settings)
+{
+	bool has_ssn = false;
+	for (const auto &s : settings)
+		has_ssn = has_ssn || s.first == "synchronous_standby_names";
+	if (!has_ssn)
+		settings.emplace_back("synchronous_standby_names", "");
+	std::string auto_conf = pgdata + "/postgresql.auto.conf";
+	std::string old_text = datadir::ReadSmallFile(auto_conf).value_or("");
+	datadir::WriteFileAtomic(auto_conf, datadir::SetAutoConfSettings(old_text, settings));
+	datadir::WriteFileAtomic(pgdata + "/standby.signal", "");
+}
+
+/*
+ * RunChild forks and execs argv with output appended to log_path, and waits
+ * for it (the postmaster has no children yet and all signals blocked; the
+ * child gets default dispositions and an empty mask, and only execs or
+ * _exits).  Returns the wait status, or -1 with errno when it could not run.
+ */
+int
+RunChild(char *const *argv, const char *log_path) noexcept
+{
+	int log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (log_fd < 0)
+		return -1;
+	int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	fflush(nullptr);
+	pid_t pid = fork();
+	if (pid == 0) {
+		sigset_t none;
+		sigemptyset(&none);
+		for (int sig = 1; sig < NSIG; sig++)
+			if (sig != SIGKILL && sig != SIGSTOP)
+				signal(sig, SIG_DFL);
+		sigprocmask(SIG_SETMASK, &none, nullptr);
+		if (null_fd >= 0)
+			(void) dup2(null_fd, STDIN_FILENO);
+		(void) dup2(log_fd, STDOUT_FILENO);
+		(void) dup2(log_fd, STDERR_FILENO);
+#ifdef SYS_close_range
+		(void) syscall(SYS_close_range, 3, ~0U, 0);
+#endif
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	int save = errno;
+	close(log_fd);
+	if (null_fd >= 0)
+		close(null_fd);
+	if (pid < 0) {
+		errno = save;
+		return -1;
+	}
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR)
+			return -1;
+	}
+	return status;
+}
+
+/* ReadTail puts the last line(s) of a log file (at most len - 1 bytes) into out. */
+void
+ReadTail(const char *path, char *out, size_t len) noexcept
+{
+	out[0] = '\0';
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	off_t size = lseek(fd, 0, SEEK_END);
+	off_t start = size > (off_t) (len - 1) ? size - (off_t) (len - 1) : 0;
+	ssize_t n = pread(fd, out, len - 1, start);
+	close(fd);
+	if (n <= 0)
+		return;
+	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\0'))
+		n--;
+	out[n] = '\0';
+	for (ssize_t i = 0; i < n; i++)
+		if (out[i] == '\n')
+			out[i] = ' ';
+}
+
+/*
+ * RewindFailed leaves the node a standby without upstream that the keeper
+ * re-clones: node-local configuration restored, primary_conninfo '',
+ * standby.signal, needs_reclone, pending file removed, re-exec.  It never
+ * starts the data directory as a primary: its history may have diverged.
+ * Never returns (FATAL when even that cannot be set up: the next start
+ * retries the pending rewind).
+ */
+[[noreturn]] void
+RewindFailed(const std::string &pgdata, const std::string &save_dir, const char *why)
+{
+	ereport(WARNING,
+			(errmsg("pg_autopilot: pg_rewind of \"%s\" failed: %s", DataDir, why),
+			 errdetail("The server starts as a standby without upstream and stays fenced."),
+			 errhint("The keeper re-clones this node from the primary (\"%s\" requests it).", needs_reclone_path)));
+	ErrorBuffer err;
+	bool ok = TryPure(err, [&] {
+		struct stat st;
+		if (stat(save_dir.c_str(), &st) == 0)
+			RestoreNodeConfig(pgdata, save_dir);
+		BecomeStandbyFiles(pgdata, {{"primary_conninfo", ""}});
+		datadir::WriteFileAtomic(needs_reclone_path, std::string(why) + "\n");
+	});
+	if (ok && !RemovePendingFile()) {
+		ok = false;
+		char msg[MAXPGPATH + 256];
+		snprintf(msg, sizeof(msg), "could not remove \"%s\": %s", pending_path, strerror(errno));
+		err.Set("58030", msg, nullptr, nullptr);
+	}
+	if (!ok) {
+		ereport(FATAL,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("pg_autopilot: could not prepare a standby start after a failed pg_rewind: %s", err.message),
+				 errhint("The next start of the server retries the rewind (pending file \"%s\").", pending_path)));
+	}
+	ereport(LOG, (errmsg("pg_autopilot: re-executing postmaster %d as a standby without upstream", (int) getpid())));
+	ReExec();
+	ereport(FATAL,
+			(errcode(ERRCODE_INTERNAL_ERROR), errmsg("pg_autopilot: could not execute \"%s\": %m", my_exec_path)));
+	pg_unreachable();
+}
+
+/*
+ * RunRewind performs a pending "rewind": the server was shut down cleanly
+ * (the keeper's restart request), so pg_rewind may work on PGDATA while this
+ * postmaster holds its lock file (pg_rewind does not look at
+ * postmaster.pid).  pg_rewind copies the source's configuration files, so
+ * the node's own are saved before and restored after.  Success: the standby
+ * settings and standby.signal are written, the keeper's state advances, and
+ * the postmaster re-execs (pg_control and the configuration must be read
+ * afresh).  Failure: RewindFailed.  Never returns.
+ */
+[[noreturn]] void
+RunRewind(const datadir::PendingAction &action)
+{
+	std::string pgdata(DataDir);
+	std::string save_dir = std::string(state_dir_path) + "/rewind-conf";
+	char log_path[MAXPGPATH + 16];
+	snprintf(log_path, sizeof(log_path), "%s/rewind.log", state_dir_path);
+
+	if (action.source.empty())
+		RewindFailed(pgdata, save_dir, "the pending rewind names no source server");
+	ErrorBuffer err;
+	if (!TryPure(err, [&] { SaveNodeConfig(pgdata, save_dir); })) {
+		char why[sizeof(err.message) + 64];
+		snprintf(why, sizeof(why), "could not save the node's configuration: %s", err.message);
+		RewindFailed(pgdata, save_dir, why);
+	}
+
+	char program[MAXPGPATH], target_arg[MAXPGPATH + 32];
+	strlcpy(program, my_exec_path, sizeof(program));
+	get_parent_directory(program);
+	strlcat(program, "/pg_rewind", sizeof(program));
+	snprintf(target_arg, sizeof(target_arg), "--target-pgdata=%s", DataDir);
+	char *source_arg = static_cast<char *>(malloc(action.source.size() + 32));
+	if (source_arg == nullptr)
+		RewindFailed(pgdata, save_dir, "out of memory");
+	snprintf(source_arg, action.source.size() + 32, "--source-server=%s", action.source.c_str());
+	char *argv[] = {program, target_arg, source_arg, const_cast<char *>("--progress"), nullptr};
+
+	ereport(LOG, (errmsg("pg_autopilot: running pg_rewind on \"%s\" from the new primary, output in \"%s\"", DataDir,
+						 log_path)));
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int status = RunChild(argv, log_path);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	free(source_arg);
+	long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+
+	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		char tail[512], why[MAXPGPATH + 768];
+		ReadTail(log_path, tail, sizeof(tail));
+		if (status == -1)
+			snprintf(why, sizeof(why), "could not run \"%s\": %s", program, strerror(errno));
+		else if (WIFEXITED(status))
+			snprintf(why, sizeof(why), "exit code %d after %ld ms: %s", WEXITSTATUS(status), ms, tail);
+		else
+			snprintf(why, sizeof(why), "status %d after %ld ms: %s", status, ms, tail);
+		RewindFailed(pgdata, save_dir, why);
+	}
+
+	ereport(LOG, (errmsg("pg_autopilot: pg_rewind succeeded in %ld ms; restoring the node's configuration", ms)));
+	bool ok = TryPure(err, [&] {
+		RestoreNodeConfig(pgdata, save_dir);
+		BecomeStandbyFiles(pgdata, action.settings);
+		CompleteAction(action);
+	});
+	if (!ok) {
+		char why[sizeof(err.message) + 64];
+		snprintf(why, sizeof(why), "could not set up the standby after pg_rewind: %s", err.message);
+		RewindFailed(pgdata, save_dir, why);
+	}
+	if (!RemovePendingFile())
+		ereport(FATAL, (errcode_for_file_access(), errmsg("pg_autopilot: could not remove \"%s\": %m", pending_path)));
+	ereport(LOG, (errmsg("pg_autopilot: re-executing postmaster %d to start as a standby of the new primary",
+						 (int) getpid())));
+	ReExec();
+	ereport(FATAL,
+			(errcode(ERRCODE_INTERNAL_ERROR), errmsg("pg_autopilot: could not execute \"%s\": %m", my_exec_path)));
+	pg_unreachable();
 }
 
 /*
@@ -651,6 +950,9 @@ RunPendingAction(void)
 		snprintf(detail, sizeof(detail), "%s%s%s", err.message, err.detail[0] ? " " : "", err.detail);
 		RollBack("the pending file is not valid", detail, &old_mask);
 		return;
+	}
+	if (action->kind == "rewind") {
+		RunRewind(*action); /* never returns; `action` is reclaimed by the exec */
 	}
 	if (action->kind != "clone-swap" || action->expected_system_identifier == 0) {
 		char detail[256];
@@ -713,6 +1015,8 @@ AutopilotPrestartInit(void)
 		CopyPath(marker_path, sizeof(marker_path), datadir::RestartMarker(pgdata));
 		CopyPath(pending_path, sizeof(pending_path), datadir::PendingFile(pgdata));
 		CopyPath(clone_path, sizeof(clone_path), datadir::CloneDir(pgdata));
+		CopyPath(state_file_path, sizeof(state_file_path), datadir::StateFile(pgdata));
+		CopyPath(needs_reclone_path, sizeof(needs_reclone_path), datadir::NeedsRecloneFile(pgdata));
 	});
 	if (!paths_ok) {
 		ereport(WARNING, (errmsg("pg_autopilot: same-PID restarts are disabled: %s", err.message)));

@@ -241,6 +241,18 @@ StateFile(const std::string &pgdata)
 	return StateDir(pgdata) + "/state";
 }
 
+std::string
+FencedFile(const std::string &pgdata)
+{
+	return StateDir(pgdata) + "/fenced";
+}
+
+std::string
+NeedsRecloneFile(const std::string &pgdata)
+{
+	return StateDir(pgdata) + "/needs_reclone";
+}
+
 /* ReadSystemIdentifier: ControlFileData starts with the uint64 system_identifier, native byte order. */
 std::optional<uint64_t>
 ReadSystemIdentifier(const std::string &dir) noexcept
@@ -416,6 +428,16 @@ PendingAction::Serialize() const
 	check("kind", kind);
 	std::string out = "kind=" + kind + "\n";
 	out += "system_identifier=" + std::to_string(expected_system_identifier) + "\n";
+	if (!source.empty()) {
+		check("source", source);
+		out += "source=" + source + "\n";
+	}
+	if (!new_state.empty()) {
+		check("state", new_state);
+		out += "state=" + new_state + "\n";
+	}
+	if (reclone)
+		out += "reclone=1\n";
 	for (const auto &[name, value] : settings) {
 		if (name.empty() || name.find('=') != std::string::npos)
 			throw Error(sqlstate::kInvalidParameterValue, "invalid pending setting name \"" + name + "\"");
@@ -473,6 +495,14 @@ PendingAction::Parse(const std::string &text)
 			if (errno == ERANGE || endp == nullptr || *endp != '\0')
 				bad("The system identifier is out of range.");
 			action.expected_system_identifier = static_cast<uint64_t>(id);
+		} else if (key == "source") {
+			action.source = value;
+		} else if (key == "state") {
+			action.new_state = value;
+		} else if (key == "reclone") {
+			if (value != "0" && value != "1")
+				bad("reclone is 0 or 1.");
+			action.reclone = value == "1";
 		} else if (key == "setting") {
 			std::size_t eq2 = value.find('=');
 			if (eq2 == std::string::npos || eq2 == 0)

@@ -9,6 +9,10 @@
  *       state                   keeper's current state, one label (atomic rename)
  *       pending                 a pending pre-start action (see PendingAction)
  *       restart                 one-shot re-exec marker, written right before SIGINT
+ *       fenced                  the login fence is up (survives crash restarts; keeper.cpp)
+ *       needs_reclone           a pg_rewind failed: the node must be re-cloned before it serves
+ *       rewind.log              output of the last pg_rewind run by the pre-start hook
+ *       rewind-conf/            node-local configuration saved around a pg_rewind
  *   <PGDATA>.clone              pg_basebackup target while cloning
  *   <PGDATA>.old-<unix time>    the data directory a clone replaced
  */
@@ -27,6 +31,11 @@ std::string CloneDir(const std::string &pgdata);    /* <PGDATA>.clone */
 std::string PendingFile(const std::string &pgdata); /* <PGDATA>.autopilot/pending */
 std::string RestartMarker(const std::string &pgdata);
 std::string StateFile(const std::string &pgdata);
+std::string FencedFile(const std::string &pgdata);       /* <PGDATA>.autopilot/fenced */
+std::string NeedsRecloneFile(const std::string &pgdata); /* <PGDATA>.autopilot/needs_reclone */
+
+/* Name of the marker file a clone carries inside its data directory from the exchange until the swap is finished. */
+constexpr const char *kCloneSwapMarker = "autopilot_clone_swap";
 
 /* ReadSystemIdentifier reads the first 8 bytes of <dir>/global/pg_control; nullopt if unreadable. */
 std::optional<uint64_t> ReadSystemIdentifier(const std::string &dir) noexcept;
@@ -49,12 +58,22 @@ std::optional<std::string> ReadSmallFile(const std::string &path);
  * A pre-start action, stored as "key=value" lines in the pending file.
  * kind "clone-swap": swap <PGDATA>.clone in for PGDATA, keep the node's own
  * postgresql.conf, pg_hba.conf, pg_ident.conf and postgresql.auto.conf, set
- * the listed settings in postgresql.auto.conf, create standby.signal.
+ * the listed settings in postgresql.auto.conf, create standby.signal.  With
+ * `reclone` the clone has the same system identifier as PGDATA (a former
+ * member whose history diverged is re-cloned, DESIGN.md §6.4).
+ * kind "rewind": run pg_rewind --source-server=`source` on PGDATA (the
+ * server was shut down cleanly), keeping the node-local configuration files,
+ * then set the settings and create standby.signal.
+ * Both write `new_state` (when not empty) into the keeper's state file once
+ * they have succeeded: the action the keeper requested is then done.
  */
 struct PendingAction {
-	std::string kind;                                          /* "clone-swap" */
+	std::string kind;                                          /* "clone-swap" or "rewind" */
 	uint64_t expected_system_identifier = 0;                   /* the clone's system identifier */
 	std::vector<std::pair<std::string, std::string>> settings; /* name, value for postgresql.auto.conf */
+	std::string source;                                        /* rewind: libpq conninfo of the source server */
+	std::string new_state;                                     /* state label to persist on success ("" none) */
+	bool reclone = false;                                      /* clone-swap of the same system */
 
 	std::string Serialize() const;
 	static PendingAction Parse(const std::string &text); /* throws Error (XX001) on a malformed file */
