@@ -69,6 +69,7 @@ extern "C" {
 #include "clone.hpp"
 #include "conninfo.hpp"
 #include "datadir.hpp"
+#include "hba_file.hpp"
 #include "keeper.hpp"
 #include "keeper_fsm.hpp"
 #include "pg/guard.hpp"
@@ -1025,6 +1026,8 @@ RequireNotInRecovery(const LocalState *ls, KeeperAction action)
 	return false;
 }
 
+static bool EnsurePeersInHba(const Goal *goal);
+
 static ActionResult
 RunAction(KeeperAction action, const LocalState *ls, const Goal *goal)
 {
@@ -1040,6 +1043,9 @@ RunAction(KeeperAction action, const LocalState *ls, const Goal *goal)
 		if (!RequireNotInRecovery(ls, action))
 			return ActionResult::Failed;
 		EnsureSlots(goal->standby_slots);
+		/* The standby starts cloning once we report: let it in first. */
+		if (!EnsurePeersInHba(goal))
+			return ActionResult::InProgress;
 		SetSyncNames("");
 		return ActionResult::Done;
 	case KeeperAction::EnableSyncRep:
@@ -1094,12 +1100,33 @@ PromoteBack(const LocalState *ls, const Goal *goal)
 }
 
 /* Steady keeps a node whose current state equals its goal in line with the monitor's latest values. */
+/*
+ * EnsurePeersInHba lets the group's other nodes in through pg_hba.conf when
+ * pg_autopilot.hba_method is set (hba_file.cpp); a failure is reported like
+ * any tick error and retried at the next tick.
+ */
+static bool
+EnsurePeersInHba(const Goal *goal)
+{
+	char err[kErrorLen];
+	if (guc_hba_method == nullptr || guc_hba_method[0] == '\0')
+		return true;
+	if (monitor_conn == nullptr)
+		return false;
+	if (EnsureHba(monitor_conn, node_id, group_id, goal->standby_slots, wait_event, err, sizeof(err)))
+		return true;
+	SetTickErrorf(WARNING, "could not update pg_hba.conf for the other nodes: %s", err);
+	return false;
+}
+
 static void
 Steady(const LocalState *ls, const Goal *goal)
 {
 	if (!ls->in_recovery && IsWritable(current)) {
-		if (goal->has_slots)
+		if (goal->has_slots) {
 			EnsureSlots(goal->standby_slots);
+			(void) EnsurePeersInHba(goal);
+		}
 		if (goal->has_ssn)
 			SetSyncNames(goal->ssn);
 	} else if (ls->in_recovery && (current == NodeState::Catchingup || current == NodeState::Secondary) &&

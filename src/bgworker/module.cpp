@@ -61,6 +61,7 @@ extern "C" {
 
 #include "conninfo.hpp"
 #include "datadir.hpp"
+#include "hba_file.hpp"
 #include "keeper.hpp"
 #include "pg/guard.hpp"
 #include "restart.hpp"
@@ -397,6 +398,7 @@ DefineGucs(void)
 							   "Role standbys use to stream from the primary and to clone it.",
 							   "Empty means the operating system user name, libpq's default.", &guc_replication_user,
 							   "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+	DefineHbaGucs();
 	MarkGUCPrefixReserved("pg_autopilot");
 }
 
