@@ -235,11 +235,16 @@ PrimaryLosesSyncStandby(const Ctx &ctx, const NodeView &node, Firing *fire)
  * primary goes to demote_timeout (its keeper, if it still runs and reaches
  * us, demotes it) and the candidate to prepare_promotion (it stops
  * streaming); promote_candidate then waits for a proof.
+ *
+ * Not while the primary is `restarting`: its keeper announced a clean
+ * shutdown (a postmaster that crashed or was killed announces nothing), so a
+ * planned restart keeps its role; if it does not come back within the
+ * monitor's restart_grace, the flag lapses and this rule fires.
  */
 bool
 PrimaryFailed(const Ctx &ctx, const NodeView &node, Firing *fire)
 {
-	if (node.healthy)
+	if (node.healthy || node.restarting)
 		return false;
 	const NodeView *c = BestCandidate(ctx.nodes, node, &ctx.group.promote_lag_threshold_bytes);
 	if (c == nullptr)

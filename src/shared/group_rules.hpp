@@ -36,6 +36,7 @@ struct NodeView {
 	bool replication_quorum = true; /* counts for synchronous quorum */
 	uint64_t assigned_age_ms = 0;   /* how long the node has had its current assigned state */
 	bool wants_maintenance = false; /* the operator asked for maintenance on this node */
+	bool restarting = false;        /* its keeper announced a clean shutdown within restart_grace */
 };
 
 struct GroupView {

@@ -455,6 +455,18 @@ TEST_F(Group, NoSyncProofWhenThePrimaryWasToldWaitPrimary)
 	EXPECT_EQ(Proceed(), Strings{"2:prepare_promotion->stop_replication:promote_candidate"});
 }
 
+/* A primary whose keeper announced a clean shutdown keeps its role while it restarts. */
+TEST_F(Group, NoFailoverWhileThePrimaryRestarts)
+{
+	FormPair();
+	Node(1).healthy = false;
+	Node(1).restarting = true;
+	EXPECT_EQ(Proceed(), Strings{}) << "a planned restart is not a failure";
+	Node(1).restarting = false; /* restart_grace lapsed, or it crashed */
+	EXPECT_EQ(Proceed(),
+			  (Strings{"1:primary->demote_timeout:primary_failed", "2:secondary->prepare_promotion:primary_failed"}));
+}
+
 TEST_F(Group, FailoverFromWaitPrimaryWaitsForTheTimeout)
 {
 	FormPair();
