@@ -95,3 +95,69 @@ wait_state() {
 percentile() {
 	sort -g | awk -v p="$1" '{ v[NR] = $1 } END { if (NR == 0) { print "n/a"; exit } i = int((NR - 1) * p / 100 + 0.5) + 1; if (i > NR) i = NR; print v[i] }'
 }
+
+# start_writer URI LOG: a background writer (perl, one psql per insert, each a
+# new connection through URI, so it follows the primary) that inserts
+# increasing ids into ap_writer and appends one line per attempt to LOG:
+#   ack <id> <start> <end>  |  fail <id> <start> <end> <error>
+# (epoch seconds).  It retries 10 ms after a failure and stops when
+# LOG.stop exists or after WRITER_MAX_SECS (default 600).  Attempts are
+# bounded by connect_timeout=2 (a frozen host) and a 5 s overall timeout.
+WRITER_PL='
+use strict; use warnings; use IPC::Run; use Time::HiRes qw(time);
+my ($uri, $file, $max) = @ARGV;
+open my $fh, ">>", $file or die "$file: $!"; $fh->autoflush(1);
+my $deadline = time + $max; my $id = 1;
+while (time < $deadline && !-e "$file.stop") {
+	my ($out, $err) = ("", "");
+	my $t0 = time;
+	my $ok = eval { IPC::Run::run(["psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-d", $uri, "-c",
+		"INSERT INTO ap_writer (id) VALUES ($id)"], "<", \undef, ">", \$out, "2>", \$err, IPC::Run::timeout(5)) };
+	my $rc = $?; my $t1 = time;
+	if ($ok && $rc == 0) { printf $fh "ack %d %.6f %.6f\n", $id, $t0, $t1; }
+	else { my $why = $@ ? "timeout" : $err; $why =~ s/\s+/ /g; printf $fh "fail %d %.6f %.6f %s\n", $id, $t0, $t1, substr($why, 0, 200); select(undef, undef, undef, 0.01); }
+	$id++;
+}'
+start_writer() {
+	local uri=$1 log=$2
+	psql_uri "$uri" -c 'CREATE TABLE IF NOT EXISTS ap_writer (id int PRIMARY KEY)' >/dev/null || return 1
+	as_user touch "$log"
+	as_user perl -e "$WRITER_PL" "$uri&connect_timeout=2" "$log" "${WRITER_MAX_SECS:-600}" &
+	WRITER_PID=$!
+}
+stop_writer() {
+	local log=$1
+	as_user touch "$log.stop"
+	wait "$WRITER_PID" 2>/dev/null
+}
+
+# psql_uri URI ARGS...: psql on a connection URI (e.g. formation_uri()).
+psql_uri() {
+	local uri=$1
+	shift
+	as_user psql -X -Atq -d "$uri" -v ON_ERROR_STOP=1 "$@"
+}
+
+# wait_first_ack LOG T: wait until LOG has an acknowledged write that started
+# at or after T and print its end time.
+wait_first_ack() {
+	local log=$1 t=$2 deadline got
+	deadline=$(($(date +%s) + BENCH_TIMEOUT))
+	while [ "$(date +%s)" -lt "$deadline" ]; do
+		got=$(awk -v t="$t" '$1 == "ack" && $3 >= t { print $4; exit }' "$log")
+		[ -n "$got" ] && { echo "$got"; return 0; }
+		sleep 0.01
+	done
+	echo "no acknowledged write after $t within ${BENCH_TIMEOUT}s" >&2
+	return 1
+}
+
+# two_node_group MONITOR_PORT PORT1 PORT2: fresh monitor, node1 primary, node2 secondary.
+two_node_group() {
+	local m=$1 p1=$2 p2=$3
+	start_monitor monitor "$m" || return 1
+	init_node node1 "$p1" "$m" && start_node node1 || return 1
+	wait_state "$m" node1 single || return 1
+	init_node node2 "$p2" "$m" && start_node node2 || return 1
+	wait_state "$m" node2 secondary && wait_state "$m" node1 primary
+}

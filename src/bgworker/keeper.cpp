@@ -50,6 +50,7 @@ extern "C" {
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
+#include "storage/pmsignal.h"
 #include "storage/spin.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
@@ -1289,11 +1290,61 @@ WaitForWork(long wait_ms)
 	}
 }
 
+/*
+ * AnnounceStopping tells the monitor, best effort, that this node is being
+ * shut down cleanly, so that a planned restart of the primary is not taken
+ * for a failure (rule primary_failed waits out the monitor's restart_grace).
+ * Runs from the exit callback, hence its own bounded loop without
+ * CHECK_FOR_INTERRUPTS (we are already exiting): at most
+ * kAnnounceTimeoutMs, so a fast shutdown is never held up noticeably.  Only
+ * when the postmaster is alive: a killed postmaster is a failure and must
+ * look like one.
+ */
+static void
+AnnounceStopping(void)
+{
+	/* Long enough for a loopback or LAN round trip, short next to a shutdown. */
+	constexpr long kAnnounceTimeoutMs = 300;
+
+	if (monitor_conn == nullptr || node_id <= 0 || !PostmasterIsAlive() || PQisBusy(monitor_conn))
+		return;
+	char id_text[24];
+	snprintf(id_text, sizeof(id_text), "%lld", (long long) node_id);
+	const char *params[] = {guc_formation, id_text};
+	if (!PQsendQueryParams(monitor_conn, "SELECT pg_autopilot.node_stopping($1::text, $2::bigint)", 2, nullptr, params,
+						   nullptr, nullptr, 0))
+		return;
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kAnnounceTimeoutMs);
+	for (;;) {
+		int flushed = PQflush(monitor_conn);
+		if (flushed < 0)
+			return;
+		if (flushed == 0 && !PQisBusy(monitor_conn))
+			break;
+		long left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (left <= 0)
+			return;
+		/* WL_POSTMASTER_DEATH, not WL_EXIT_ON_PM_DEATH: we are inside proc_exit already. */
+		int events = WL_TIMEOUT | WL_POSTMASTER_DEATH | (flushed == 1 ? WL_SOCKET_WRITEABLE : WL_SOCKET_READABLE);
+		if (WaitLatchOrSocket(nullptr, events, PQsocket(monitor_conn), left, wait_event) & WL_POSTMASTER_DEATH)
+			return;
+		if (flushed == 0 && !PQconsumeInput(monitor_conn))
+			return;
+	}
+	PGresult *res;
+	while ((res = PQgetResult(monitor_conn)) != nullptr) {
+		if (PQresultStatus(res) == PGRES_TUPLES_OK)
+			ereport(LOG, (errmsg("pg_autopilot: told the monitor that this node is shutting down cleanly")));
+		PQclear(res);
+	}
+}
+
 /* KeeperExit runs at process exit: never leave a pg_basebackup or a monitor session behind. */
 static void
 KeeperExit(int code, Datum arg)
 {
 	CloneCancel();
+	AnnounceStopping();
 	DropMonitor();
 	if (keeper_shared != nullptr) {
 		SpinLockAcquire(&keeper_shared->mutex);

@@ -7,6 +7,13 @@
  * GroupView built from them; the decisions are copied into pre-allocated
  * POD buffers before the lambda ends.  Apply: UPDATE node, INSERT event
  * with the rule's name, NOTIFY state (JSON), one LOG line per change.
+ * ApplyRequest does the same for the operator requests (Switchover,
+ * Failover, Promotion, Enable/DisableMaintenance): a refusal is thrown by
+ * the pure function inside CallCpp, so it is raised before anything is
+ * written.  The gathered view carries assigned_age_ms (from
+ * state_change_time, which ApplyDecisions sets with every assignment),
+ * wants_maintenance and the GUCs promote_lag_threshold and
+ * primary_demote_timeout as read at gather time.
  *
  * Invariants: callers hold an SPI connection, the formation lock and the
  * group lock (see the SQL file, LOCKING) before calling ProceedAndApply;
@@ -31,6 +38,8 @@ extern "C" {
 #include "pg/compat.hpp"
 
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "error.hpp"
 #include "group_rules.hpp"
@@ -83,6 +92,8 @@ BuildView(const GatheredGroup &g, autopilot::fsm::GroupView &view)
 	view.formation = g.formation;
 	view.group_id = g.group_id;
 	view.number_sync_standbys = g.number_sync_standbys;
+	view.promote_lag_threshold_bytes = g.promote_lag_threshold_bytes;
+	view.primary_demote_timeout_ms = g.primary_demote_timeout_ms;
 	view.nodes.reserve(g.count);
 	for (int i = 0; i < g.count; i++) {
 		const GatheredNode &n = g.nodes[i];
@@ -97,6 +108,10 @@ BuildView(const GatheredGroup &g, autopilot::fsm::GroupView &view)
 		v.streaming = n.streaming;
 		v.candidate_priority = n.candidate_priority;
 		v.replication_quorum = n.replication_quorum;
+		v.wants_maintenance = n.wants_maintenance;
+		v.restarting = n.restarting;
+		v.last_told = static_cast<autopilot::fsm::NodeState>(n.last_told);
+		v.assigned_age_ms = static_cast<uint64_t>(n.assigned_age_ms);
 		view.nodes.push_back(std::move(v));
 	}
 }
@@ -145,6 +160,46 @@ NotifyState(int64 node_id)
 	pfree(buf.data);
 }
 
+/*
+ * CopyDecisions copies pure assignments into pre-allocated POD decisions; runs
+ * inside CallCpp (throws XX000 when the rules move a node more than once).
+ */
+void
+CopyDecisions(const std::vector<autopilot::fsm::Assignment> &out, int capacity, Decision *decisions, int *ndecisions)
+{
+	if (out.size() > static_cast<size_t>(capacity))
+		throw autopilot::Error(autopilot::sqlstate::kInternalError, "group rules assigned a node twice");
+	for (const auto &a : out) {
+		Decision &d = decisions[(*ndecisions)++];
+		d.node_id = a.node_id;
+		d.to = static_cast<uint8>(a.to);
+		d.rule = a.rule;
+		CopyTruncated(d.description, sizeof(d.description), a.description);
+	}
+}
+
+/*
+ * ApplyDecisions writes each decision: the new goal with state_change_time =
+ * now() (the only place an assigned state changes after registration, so
+ * assigned_age_ms always measures the current goal), an event with the
+ * rule's name, LOG and NOTIFY state.
+ */
+void
+ApplyDecisions(const Decision *decisions, int ndecisions)
+{
+	for (int i = 0; i < ndecisions; i++) {
+		Oid types[2] = {INT8OID, TEXTOID};
+		Datum values[2] = {
+			Int64GetDatum(decisions[i].node_id),
+			CStringGetTextDatum(autopilot::fsm::StateName(static_cast<autopilot::fsm::NodeState>(decisions[i].to)))};
+
+		SpiRun("UPDATE pg_autopilot.node SET assigned_state = $2::pg_autopilot.node_state, "
+			   "state_change_time = now() WHERE node_id = $1",
+			   2, types, values, nullptr, false);
+		RecordEvent(decisions[i].node_id, decisions[i].rule, decisions[i].description);
+	}
+}
+
 } // namespace
 
 uint64
@@ -190,7 +245,17 @@ NodeHealthy(bool report_time_null, TimestampTz report_time, int16 health, bool h
 {
 	if (report_time_null)
 		return false;
-	if (TimestampDifferenceExceeds(report_time, GetCurrentTransactionStartTimestamp(), node_timeout_ms))
+	/*
+	 * Startup grace: reports went stale while this monitor was down, not
+	 * because the nodes failed.  For startup_grace after the monitor started,
+	 * only a failed health check (made since the start) makes a node
+	 * unhealthy, so that the keepers have time to reconnect (their backoff
+	 * reaches 5 s) and a monitor restart never causes a failover nor drops
+	 * synchronous replication.
+	 */
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	bool in_startup_grace = !TimestampDifferenceExceeds(PgStartTime, now, startup_grace_ms);
+	if (!in_startup_grace && TimestampDifferenceExceeds(report_time, now, node_timeout_ms))
 		return false;
 	if (health == 0 && !health_check_time_null && health_check_time > report_time)
 		return false;
@@ -200,20 +265,26 @@ NodeHealthy(bool report_time_null, TimestampTz report_time, int16 health, bool h
 void
 GatherGroup(const char *formation, int32 group_id, int32 number_sync_standbys, GatheredGroup *out)
 {
-	Oid types[2] = {TEXTOID, INT4OID};
-	Datum values[2] = {CStringGetTextDatum(formation), Int32GetDatum(group_id)};
+	Oid types[3] = {TEXTOID, INT4OID, INT4OID};
+	Datum values[3] = {CStringGetTextDatum(formation), Int32GetDatum(group_id), Int32GetDatum(restart_grace_ms)};
 	uint64 rows = SpiRun("SELECT node_id, node_name, host, port, system_identifier, reported_state::text, "
 						 "assigned_state::text, "
 						 "pg_autopilot._node_healthy(report_time, health, health_check_time), "
 						 "reported_lsn, reported_timeline, candidate_priority, replication_quorum, "
-						 "coalesce(wal_receiver_streaming, false) "
+						 "coalesce(wal_receiver_streaming, false), wants_maintenance, "
+						 "greatest(0, floor(extract(epoch FROM now() - state_change_time) * 1000))::int8, "
+						 "stopping_time IS NOT NULL AND (report_time IS NULL OR stopping_time >= report_time) "
+						 "AND stopping_time > now() - $3::int * interval '1 millisecond', "
+						 "coalesce(last_told_state::text, 'init') "
 						 "FROM pg_autopilot.node WHERE formation_id = $1 AND group_id = $2 ORDER BY node_id",
-						 2, types, values, nullptr, false);
+						 3, types, values, nullptr, false);
 	SPITupleTable *tt = SPI_tuptable;
 
 	out->formation = pstrdup(formation);
 	out->group_id = group_id;
 	out->number_sync_standbys = number_sync_standbys;
+	out->promote_lag_threshold_bytes = static_cast<uint64>(promote_lag_threshold_bytes);
+	out->primary_demote_timeout_ms = static_cast<uint64>(primary_demote_timeout_ms);
 	out->count = (int) rows;
 	out->nodes = static_cast<GatheredNode *>(palloc0(sizeof(GatheredNode) * (rows > 0 ? rows : 1)));
 	for (uint64 i = 0; i < rows; i++) {
@@ -237,6 +308,10 @@ GatherGroup(const char *formation, int32 group_id, int32 number_sync_standbys, G
 		n.candidate_priority = DatumGetInt32(SPI_getbinval(tup, desc, 11, &isnull));
 		n.replication_quorum = DatumGetBool(SPI_getbinval(tup, desc, 12, &isnull));
 		n.streaming = DatumGetBool(SPI_getbinval(tup, desc, 13, &isnull));
+		n.wants_maintenance = DatumGetBool(SPI_getbinval(tup, desc, 14, &isnull));
+		n.assigned_age_ms = DatumGetInt64(SPI_getbinval(tup, desc, 15, &isnull));
+		n.restarting = DatumGetBool(SPI_getbinval(tup, desc, 16, &isnull));
+		n.last_told = StateFromLabel(TextDatumGetCString(SPI_getbinval(tup, desc, 17, &isnull)));
 	}
 }
 
@@ -274,29 +349,44 @@ ProceedAndApply(const char *formation, int32 group_id, int32 number_sync_standby
 	autopilot::pgx::CallCpp([&] {
 		autopilot::fsm::GroupView view;
 		BuildView(group, view);
-		auto out = autopilot::fsm::ProceedGroup(view);
-		if (out.size() > static_cast<size_t>(group.count))
-			throw autopilot::Error(autopilot::sqlstate::kInternalError, "group rules assigned a node twice");
-		for (const auto &a : out) {
-			Decision &d = decisions[ndecisions++];
-			d.node_id = a.node_id;
-			d.to = static_cast<uint8>(a.to);
-			d.rule = a.rule;
-			CopyTruncated(d.description, sizeof(d.description), a.description);
-		}
+		CopyDecisions(autopilot::fsm::ProceedGroup(view), group.count, decisions, &ndecisions);
 	});
+	ApplyDecisions(decisions, ndecisions);
+	return ndecisions;
+}
 
-	for (int i = 0; i < ndecisions; i++) {
-		Oid types[2] = {INT8OID, TEXTOID};
-		Datum values[2] = {
-			Int64GetDatum(decisions[i].node_id),
-			CStringGetTextDatum(autopilot::fsm::StateName(static_cast<autopilot::fsm::NodeState>(decisions[i].to)))};
-
-		SpiRun("UPDATE pg_autopilot.node SET assigned_state = $2::pg_autopilot.node_state, "
-			   "state_change_time = now() WHERE node_id = $1",
-			   2, types, values, nullptr, false);
-		RecordEvent(decisions[i].node_id, decisions[i].rule, decisions[i].description);
-	}
+int
+ApplyRequest(const GatheredGroup &group, Request request, const char *node_name)
+{
+	/* A request moves each node once at most, like ProceedGroup. */
+	int capacity = group.count > 0 ? group.count : 1;
+	Decision *decisions = static_cast<Decision *>(palloc0(sizeof(Decision) * capacity));
+	int ndecisions = 0;
+	autopilot::pgx::CallCpp([&] {
+		autopilot::fsm::GroupView view;
+		BuildView(group, view);
+		std::string name = node_name != nullptr ? node_name : "";
+		std::vector<autopilot::fsm::Assignment> out;
+		switch (request) {
+		case Request::Switchover:
+			out = autopilot::fsm::Switchover(view);
+			break;
+		case Request::Failover:
+			out = autopilot::fsm::Failover(view);
+			break;
+		case Request::Promotion:
+			out = autopilot::fsm::Promotion(view, name);
+			break;
+		case Request::EnableMaintenance:
+			out = autopilot::fsm::EnableMaintenance(view, name);
+			break;
+		case Request::DisableMaintenance:
+			out = autopilot::fsm::DisableMaintenance(view, name);
+			break;
+		}
+		CopyDecisions(out, capacity, decisions, &ndecisions);
+	});
+	ApplyDecisions(decisions, ndecisions);
 	return ndecisions;
 }
 

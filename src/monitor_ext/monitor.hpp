@@ -12,11 +12,16 @@
 namespace autopilot::monitor {
 
 /* GUCs (module.cpp). */
-extern int node_timeout_ms;         /* pg_autopilot_monitor.node_timeout */
-extern int health_check_period_ms;  /* pg_autopilot_monitor.health_check_period, 0 = off */
-extern int health_check_timeout_ms; /* pg_autopilot_monitor.health_check_timeout */
-extern char *monitor_database;      /* pg_autopilot_monitor.database */
-extern char *health_check_user;     /* pg_autopilot_monitor.health_check_user, '' = OS user */
+extern int node_timeout_ms;             /* pg_autopilot_monitor.node_timeout */
+extern int startup_grace_ms;            /* pg_autopilot_monitor.startup_grace */
+extern int health_check_period_ms;      /* pg_autopilot_monitor.health_check_period, 0 = off */
+extern int health_check_timeout_ms;     /* pg_autopilot_monitor.health_check_timeout */
+extern char *monitor_database;          /* pg_autopilot_monitor.database */
+extern char *health_check_user;         /* pg_autopilot_monitor.health_check_user, '' = OS user */
+extern int health_check_max_retries;    /* pg_autopilot_monitor.health_check_max_retries */
+extern int promote_lag_threshold_bytes; /* pg_autopilot_monitor.promote_lag_threshold */
+extern int primary_demote_timeout_ms;   /* pg_autopilot_monitor.primary_demote_timeout */
+extern int restart_grace_ms;            /* pg_autopilot_monitor.restart_grace */
 
 /* Advisory locktag class of the group lock (field 4 of the locktag). */
 constexpr uint16 kGroupLockClass = 10;
@@ -31,18 +36,24 @@ struct GatheredNode {
 	bool system_identifier_null;
 	uint8 reported; /* autopilot::fsm::NodeState values */
 	uint8 assigned;
+	uint8 last_told; /* goal returned by its last node_active call (the sync proof needs it) */
 	bool healthy;
 	uint64 lsn;
 	uint32 timeline;
 	bool streaming; /* walreceiver streaming, as last reported */
 	int32 candidate_priority;
 	bool replication_quorum;
+	bool wants_maintenance; /* node.wants_maintenance */
+	bool restarting;        /* announced a clean shutdown (node_stopping) within restart_grace, not reported since */
+	int64 assigned_age_ms;  /* now() - state_change_time, >= 0 */
 };
 
 struct GatheredGroup {
 	const char *formation;
 	int32 group_id;
 	int32 number_sync_standbys;
+	uint64 promote_lag_threshold_bytes; /* from the GUCs at gather time */
+	uint64 primary_demote_timeout_ms;
 	int count;
 	GatheredNode *nodes; /* ordered by node_id */
 };
@@ -73,6 +84,18 @@ void GatherGroup(const char *formation, int32 group_id, int32 number_sync_standb
  * Returns the number of assignments.
  */
 int ProceedAndApply(const char *formation, int32 group_id, int32 number_sync_standbys);
+
+/* The operator requests of docs/failover.md, decided by the pure functions of group_rules.hpp. */
+enum class Request { Switchover, Failover, Promotion, EnableMaintenance, DisableMaintenance };
+
+/*
+ * ApplyRequest runs the pure function of `request` on a gathered group
+ * (node_name for the per-node requests) and applies its assignments like
+ * ProceedAndApply does.  A refusal (autopilot::Error) becomes the ERROR, with
+ * its SQLSTATE and hint, before anything is written.  Returns the number of
+ * assignments.  Caller holds SPI, the formation lock and the group lock.
+ */
+int ApplyRequest(const GatheredGroup &group, Request request, const char *node_name);
 
 /*
  * RecordEvent inserts an event for node_id (rule may be nullptr), logs the

@@ -1,6 +1,7 @@
 /*
  * src/monitor_ext/node_api.cpp — the keeper protocol and the health-check
- * verdict: register_node, node_active, record_health (PostgreSQL zone).
+ * verdict: register_node, node_active, node_stopping, record_health,
+ * proceed_groups (PostgreSQL zone).
  *
  * Each function validates every argument before touching anything (bad
  * input raises an ERROR with an errcode; the transaction rolls back, so
@@ -13,6 +14,7 @@
 extern "C" {
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -20,7 +22,9 @@ extern "C" {
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 #include "utils/pg_lsn.h"
+#include "utils/resowner.h"
 #include "utils/tuplestore.h"
 }
 #include "pg/compat.hpp"
@@ -39,6 +43,8 @@ extern "C" {
 PG_FUNCTION_INFO_V1(autopilot_register_node);
 PG_FUNCTION_INFO_V1(autopilot_node_active);
 PG_FUNCTION_INFO_V1(autopilot_record_health);
+PG_FUNCTION_INFO_V1(autopilot_proceed_groups);
+PG_FUNCTION_INFO_V1(autopilot_node_stopping);
 }
 
 namespace autopilot::monitor {
@@ -433,9 +439,59 @@ autopilot_node_active(PG_FUNCTION_ARGS)
 	}
 	out[5] = CStringGetTextDatum(sync_names);
 	out[6] = CStringGetTextDatum(slots.data);
+
+	/*
+	 * Remember what this keeper was told: the sync proof of promote_candidate
+	 * holds only for a primary whose last call returned primary (had it been
+	 * told wait_primary, it may have cleared synchronous_standby_names).
+	 */
+	{
+		Oid told_types[2] = {INT8OID, TEXTOID};
+		Datum told_values[2] = {Int64GetDatum(node_id), out[0]};
+		SpiRun("UPDATE pg_autopilot.node SET last_told_state = $2::pg_autopilot.node_state WHERE node_id = $1", 2,
+			   told_types, told_values, nullptr, false);
+	}
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, out_nulls);
 	SPI_finish();
 	return (Datum) 0;
+}
+
+/*
+ * autopilot_node_stopping implements pg_autopilot.node_stopping(formation,
+ * node_id): the keeper announces a clean shutdown of its postmaster (smart
+ * or fast: pg_ctl stop or restart).  Stores stopping_time = now() and writes
+ * one event; for restart_grace after it, unless the node reports again,
+ * the rules see the node as restarting and do not fail it over (a planned
+ * restart keeps its role).  Nothing else changes and no rule runs: the
+ * keeper calls this while its server shuts down and must not wait.  Raises
+ * 22004, 42704.
+ */
+extern "C" Datum
+autopilot_node_stopping(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"formation", "node_id"};
+	RequireArgs(fcinfo, names, 2);
+	char *formation = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	int64 node_id = PG_GETARG_INT64(1);
+
+	SPI_connect();
+	(void) LockFormation(formation, false);
+	NodeRow row;
+	LookupNode(node_id, formation, &row);
+	LockGroup(formation, row.group_id);
+
+	Oid types[1] = {INT8OID};
+	Datum values[1] = {Int64GetDatum(node_id)};
+	SpiRun("UPDATE pg_autopilot.node SET stopping_time = now() WHERE node_id = $1", 1, types, values, nullptr, false);
+
+	StringInfoData msg;
+	initStringInfo(&msg);
+	appendStringInfo(
+		&msg, "%s (id " INT64_FORMAT ") announced a clean shutdown: no failover for %d ms unless it reports again",
+		row.name, node_id, restart_grace_ms);
+	RecordEvent(node_id, nullptr, msg.data);
+	SPI_finish();
+	PG_RETURN_VOID();
 }
 
 /*
@@ -478,4 +534,66 @@ autopilot_record_health(PG_FUNCTION_ARGS)
 		ProceedAndApply(row.formation, row.group_id, nss);
 	SPI_finish();
 	PG_RETURN_VOID();
+}
+
+/*
+ * autopilot_proceed_groups implements pg_autopilot.proceed_groups(): re-runs
+ * the group rules of every group that has nodes, each under its formation
+ * lock (FOR SHARE) and group lock, and returns the number of assignments.
+ * Rules depend on time (primary_demote_timeout, node_timeout), so the
+ * health-check worker calls this every round: a timeout fires even when no
+ * node reports.  Nothing is written unless a rule fires.  Each group runs in
+ * its own subtransaction: an error in one group (logged as WARNING) does not
+ * keep the others from proceeding.
+ */
+extern "C" Datum
+autopilot_proceed_groups(PG_FUNCTION_ARGS)
+{
+	SPI_connect();
+	uint64 rows = SpiRun("SELECT DISTINCT formation_id, group_id FROM pg_autopilot.node ORDER BY 1, 2", 0, nullptr,
+						 nullptr, nullptr, true);
+	/* Palloc'd in the SPI procedure context, which outlives the subtransactions below. */
+	char **formations = static_cast<char **>(palloc0(sizeof(char *) * (rows + 1)));
+	int32 *groups = static_cast<int32 *>(palloc0(sizeof(int32) * (rows + 1)));
+	for (uint64 i = 0; i < rows; i++) {
+		bool isnull;
+		formations[i] = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		groups[i] = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+
+	volatile int32 total = 0;
+	MemoryContext context = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	for (uint64 i = 0; i < rows; i++) {
+		CHECK_FOR_INTERRUPTS();
+		BeginInternalSubTransaction(nullptr);
+		MemoryContextSwitchTo(context);
+		PG_TRY();
+		{
+			int32 nss = LockFormation(formations[i], false);
+			LockGroup(formations[i], groups[i]);
+			total = total + ProceedAndApply(formations[i], groups[i], nss);
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(context);
+			CurrentResourceOwner = owner;
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(context);
+			ErrorData *edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(context);
+			CurrentResourceOwner = owner;
+			/* A cancel (statement_timeout, pg_cancel_backend) ends the whole call. */
+			if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+				ReThrowError(edata);
+			ereport(WARNING, (errmsg("pg_autopilot_monitor: cannot proceed group %d of formation \"%s\": %s", groups[i],
+									 formations[i], edata->message)));
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+	}
+	SPI_finish();
+	PG_RETURN_INT32(total);
 }
