@@ -69,12 +69,8 @@ ok(-e $node1->data_dir . '/standby.signal', 'node1 is a standby (standby.signal)
 is(postmaster_pid($node1), $pid1, 'node1 was demoted with the same postmaster PID');
 # It was demoted cleanly (its history cannot have diverged): the operator
 # can still log in to the node while it is in maintenance.
-TODO:
-{
-	local $TODO = 'open question: the login fence raised for the clean demote stays up in maintenance';
-	my ($rc, $out, $err) = psql_timed($node1->connstr('postgres'), 'SELECT pg_is_in_recovery()', 60);
-	is($out, 't', 'node1 in maintenance accepts client logins as a standby') or diag $err;
-}
+ok($node1->poll_query_until('postgres', 'SELECT pg_is_in_recovery()'),
+	'node1 in maintenance accepts client logins as a standby (the demotion fence is lifted)');
 @events = events_since($monitor, $events_before);
 note "maintenance of the primary:\n" . join("\n", @events);
 ok((grep { /^node1\|draining\|/ } @events), 'the primary was drained (switchover)');

@@ -1004,6 +1004,15 @@ LiftFenceIfProven(const LocalState *ls, const Goal *goal)
 		if ((current == NodeState::Catchingup || current == NodeState::Secondary) && ls->wal_receiver_streaming &&
 			!NeedsReclone())
 			SetFence(false, "this standby streams from the primary");
+		/*
+		 * Maintenance is reached only from a standby state or from demoted,
+		 * i.e. after a clean demotion or a completed rewind: its history is a
+		 * prefix of the primary's, so it may serve reads while the operator
+		 * works on it, even though it does not stream.
+		 */
+		else if (current == NodeState::Maintenance && goal != nullptr && goal->assigned == NodeState::Maintenance &&
+				 !NeedsReclone())
+			SetFence(false, "the monitor confirms this standby is in maintenance");
 		return;
 	}
 	if (!IsWritable(current))
