@@ -356,6 +356,39 @@ MonitorFailed(const char *what, const char *err_in)
 }
 
 /* ConnectAndRegister opens the session, LISTENs and registers; false (already reported) on failure. */
+/*
+ * CheckFenceBeforeDemoteTimeout checks the timing relation of DESIGN.md §2.2
+ * once per monitor session: when synchronous replication cannot prove that a
+ * failed primary stopped writing, the monitor promotes its standby after
+ * primary_demote_timeout, so an isolated primary must have fenced itself
+ * (fence_timeout) before that.  A violation is a configuration error the DBA
+ * must fix; we warn (the node keeps working) rather than refuse to run.
+ */
+static void
+CheckFenceBeforeDemoteTimeout(void)
+{
+	char err[kErrorLen];
+	PGresult *res = autopilot::pgx::PqExec(monitor_conn,
+										   "SELECT setting FROM pg_catalog.pg_settings "
+										   "WHERE name = 'pg_autopilot_monitor.primary_demote_timeout'",
+										   0, nullptr, guc_monitor_timeout_ms, wait_event, err, sizeof(err));
+	if (res == nullptr)
+		return;
+	if (PQntuples(res) == 1) {
+		long demote_ms = strtol(PQgetvalue(res, 0, 0), nullptr, 10);
+		if (demote_ms > 0 && guc_fence_timeout_ms >= demote_ms)
+			ereport(
+				WARNING,
+				(errmsg("pg_autopilot.fence_timeout (%d ms) is not below the monitor's primary_demote_timeout "
+						"(%ld ms)",
+						guc_fence_timeout_ms, demote_ms),
+				 errdetail("An isolated primary could still accept writes when the monitor promotes its standby "
+						   "after the demote timeout."),
+				 errhint("Lower pg_autopilot.fence_timeout or raise pg_autopilot_monitor.primary_demote_timeout.")));
+	}
+	PQclear(res);
+}
+
 static bool
 ConnectAndRegister(const LocalState *ls)
 {
@@ -407,6 +440,7 @@ ConnectAndRegister(const LocalState *ls)
 	}
 	PQclear(res);
 	DrainNotifies(nullptr);
+	CheckFenceBeforeDemoteTimeout();
 
 	strlcpy(reg_monitor, guc_monitor, sizeof(reg_monitor));
 	strlcpy(reg_node_name, guc_node_name, sizeof(reg_node_name));

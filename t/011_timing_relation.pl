@@ -1,0 +1,37 @@
+# t/011_timing_relation.pl — the keeper checks the timing relation of
+# DESIGN.md §2.2 against the monitor: an isolated primary must fence itself
+# (pg_autopilot.fence_timeout) before the monitor may promote its standby
+# without proof (pg_autopilot_monitor.primary_demote_timeout).  A violation
+# is reported with a clear WARNING; the node keeps working.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use lib 't/lib';
+use AutopilotTest;
+
+my $monitor = new_monitor();
+
+# Default relation (10 s < 30 s): no warning.
+my $good = new_node('good', $monitor);
+$good->start;
+wait_for_state($monitor, 'good', 'single', 'a node with default timings runs as single');
+ok(!(slurp_file($good->logfile) =~ /is not below the monitor's primary_demote_timeout/),
+	'no timing warning with the defaults');
+
+# fence_timeout 40 s against the monitor's 30 s: warned, and the node still works.
+my $monitor2 = new_monitor(name => 'monitor2');
+my $bad = new_node('bad', $monitor2, conf => "pg_autopilot.fence_timeout = '40s'\n");
+$bad->start;
+wait_for_state($monitor2, 'bad', 'single', 'the misconfigured node still runs as single');
+ok( $bad->wait_for_log(
+		qr/WARNING:  pg_autopilot.fence_timeout \(40000 ms\) is not below the monitor's primary_demote_timeout \(30000 ms\)/
+	),
+	'the keeper warns that fence_timeout is not below primary_demote_timeout');
+like(slurp_file($bad->logfile), qr/HINT:  Lower pg_autopilot.fence_timeout or raise pg_autopilot_monitor.primary_demote_timeout/,
+	'with a hint saying what to change');
+
+check_logs_clean($monitor, $monitor2, $good, $bad);
+done_testing();
