@@ -74,20 +74,6 @@ pg_attribute_printf(3, 4) void SetError(char *errbuf, size_t errlen, const char 
 	va_end(ap);
 }
 
-/* TryPure runs pure code, catching every exception into err; no server call inside. */
-template <typename Fn>
-bool
-TryPure(ErrorBuffer &err, Fn &&fn) noexcept
-{
-	try {
-		fn();
-		return true;
-	} catch (...) {
-		autopilot::pgx::CaptureCurrentException(err);
-		return false;
-	}
-}
-
 struct ClonePaths {
 	char pgdata[MAXPGPATH];
 	char clone[MAXPGPATH];
@@ -109,7 +95,7 @@ bool
 GetPaths(ClonePaths *p, char *errbuf, size_t errlen) noexcept
 {
 	ErrorBuffer err;
-	bool ok = TryPure(err, [&] {
+	bool ok = autopilot::pgx::TryCpp(err, [&] {
 		std::string pgdata(DataDir);
 		CopyPath(p->pgdata, sizeof(p->pgdata), pgdata);
 		CopyPath(p->clone, sizeof(p->clone), datadir::CloneDir(pgdata));

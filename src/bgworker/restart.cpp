@@ -102,20 +102,6 @@ char state_file_path[MAXPGPATH];
 char needs_reclone_path[MAXPGPATH];
 char exec_cwd[MAXPGPATH]; /* directory to execv from; empty: stay in PGDATA */
 
-/* TryPure runs pure code, catching every exception into err; no server call inside. */
-template <typename Fn>
-bool
-TryPure(ErrorBuffer &err, Fn &&fn) noexcept
-{
-	try {
-		fn();
-		return true;
-	} catch (...) {
-		autopilot::pgx::CaptureCurrentException(err);
-		return false;
-	}
-}
-
 /* CopyPath copies a std::string into a fixed buffer; throws when it does not fit. */
 void
 CopyPath(char *dst, size_t size, const std::string &src)
@@ -589,7 +575,7 @@ FinishSwap(const datadir::PendingAction &action)
 		FailAfterExchange(what);
 	}
 	ErrorBuffer err;
-	if (!TryPure(err, [&] { CompleteAction(action); }))
+	if (!autopilot::pgx::TryCpp(err, [&] { CompleteAction(action); }))
 		FailAfterExchange(err.message);
 
 	/* A pending file we cannot remove would re-run the swap after every re-exec: stop instead. */
@@ -648,7 +634,7 @@ RunCloneSwap(const datadir::PendingAction &action, const sigset_t *old_mask)
 	ereport(LOG, (errmsg("pg_autopilot: copying the node's configuration files and standby settings into \"%s\"",
 						 clone_path)));
 	ErrorBuffer err;
-	if (!TryPure(err, [&] { PrepareClone(DataDir, clone_path, action); })) {
+	if (!autopilot::pgx::TryCpp(err, [&] { PrepareClone(DataDir, clone_path, action); })) {
 		RollBack("could not prepare the clone", err.message, old_mask);
 		return;
 	}
@@ -818,7 +804,7 @@ RewindFailed(const std::string &pgdata, const std::string &save_dir, const char 
 			 errdetail("The server starts as a standby without upstream and stays fenced."),
 			 errhint("The keeper re-clones this node from the primary (\"%s\" requests it).", needs_reclone_path)));
 	ErrorBuffer err;
-	bool ok = TryPure(err, [&] {
+	bool ok = autopilot::pgx::TryCpp(err, [&] {
 		struct stat st;
 		if (stat(save_dir.c_str(), &st) == 0)
 			RestoreNodeConfig(pgdata, save_dir);
@@ -865,7 +851,7 @@ RunRewind(const datadir::PendingAction &action)
 	if (action.source.empty())
 		RewindFailed(pgdata, save_dir, "the pending rewind names no source server");
 	ErrorBuffer err;
-	if (!TryPure(err, [&] { SaveNodeConfig(pgdata, save_dir); })) {
+	if (!autopilot::pgx::TryCpp(err, [&] { SaveNodeConfig(pgdata, save_dir); })) {
 		char why[sizeof(err.message) + 64];
 		snprintf(why, sizeof(why), "could not save the node's configuration: %s", err.message);
 		RewindFailed(pgdata, save_dir, why);
@@ -904,7 +890,7 @@ RunRewind(const datadir::PendingAction &action)
 	}
 
 	ereport(LOG, (errmsg("pg_autopilot: pg_rewind succeeded in %ld ms; restoring the node's configuration", ms)));
-	bool ok = TryPure(err, [&] {
+	bool ok = autopilot::pgx::TryCpp(err, [&] {
 		RestoreNodeConfig(pgdata, save_dir);
 		BecomeStandbyFiles(pgdata, action.settings);
 		CompleteAction(action);
@@ -939,7 +925,7 @@ RunPendingAction(void)
 	/* Parsed action: lives in a heap object owned here, never across an ERROR (only LOG/WARNING/FATAL below). */
 	datadir::PendingAction *action = nullptr;
 	ErrorBuffer err;
-	bool parsed = TryPure(err, [&] {
+	bool parsed = autopilot::pgx::TryCpp(err, [&] {
 		std::optional<std::string> text = datadir::ReadSmallFile(pending_path);
 		if (!text)
 			throw autopilot::Error(autopilot::sqlstate::kDataCorrupted, "could not read the pending file");
@@ -1009,7 +995,7 @@ AutopilotPrestartInit(void)
 		return;
 
 	ErrorBuffer err;
-	bool paths_ok = TryPure(err, [&] {
+	bool paths_ok = autopilot::pgx::TryCpp(err, [&] {
 		std::string pgdata(DataDir);
 		CopyPath(state_dir_path, sizeof(state_dir_path), datadir::StateDir(pgdata));
 		CopyPath(marker_path, sizeof(marker_path), datadir::RestartMarker(pgdata));
@@ -1055,7 +1041,7 @@ RequestRestart(const datadir::PendingAction *action, const char *reason, char *e
 	bool wrote_pending = false, wrote_marker = false;
 	ErrorBuffer err;
 
-	bool ok = TryPure(err, [&] {
+	bool ok = autopilot::pgx::TryCpp(err, [&] {
 		std::string pgdata(DataDir);
 		std::string state_dir = datadir::StateDir(pgdata);
 		CopyPath(pending, sizeof(pending), datadir::PendingFile(pgdata));

@@ -72,12 +72,7 @@ CopyTruncated(char *dst, size_t size, const std::string &src) noexcept
 uint8
 StateFromLabel(const char *label)
 {
-	int value = -1;
-	autopilot::pgx::CallCpp([&] {
-		auto s = autopilot::fsm::ParseState(label);
-		if (s)
-			value = static_cast<int>(*s);
-	});
+	int value = StateValue(label);
 	if (value < 0)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 						errmsg("pg_autopilot_monitor: node state \"%s\" is unknown to this module", label),
@@ -201,6 +196,18 @@ ApplyDecisions(const Decision *decisions, int ndecisions)
 }
 
 } // namespace
+
+/*
+ * StateValue maps a state label to its NodeState value, -1 when unknown.
+ * ParseState is noexcept and its result trivially destructible, so no
+ * boundary is needed.
+ */
+int
+StateValue(const char *label)
+{
+	auto s = autopilot::fsm::ParseState(label);
+	return s ? static_cast<int>(*s) : -1;
+}
 
 uint64
 SpiRun(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, bool read_only)

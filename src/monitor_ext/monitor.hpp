@@ -65,6 +65,9 @@ struct GatheredGroup {
  */
 uint64 SpiRun(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, bool read_only);
 
+/* StateValue maps a state label to its NodeState value, -1 when unknown; never raises. */
+int StateValue(const char *label);
+
 /*
  * LockFormation locks the formation row (FOR UPDATE when exclusive, FOR SHARE
  * otherwise) and returns its number_sync_standbys; ERROR 42704 when the

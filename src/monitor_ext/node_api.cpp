@@ -120,12 +120,7 @@ ValidatePriority(int32 priority)
 uint8
 ParseStateArg(const char *label)
 {
-	int value = -1;
-	autopilot::pgx::CallCpp([&] {
-		auto s = autopilot::fsm::ParseState(label);
-		if (s)
-			value = static_cast<int>(*s);
-	});
+	int value = StateValue(label);
 	if (value < 0)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid node state \"%s\"", label),
 						errhint("The states are listed by pg_autopilot.node_states().")));

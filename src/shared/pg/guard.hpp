@@ -63,21 +63,33 @@ CallCpp(Fn &&fn)
 		RaiseError(err);
 }
 
+/*
+ * TryCpp runs pure code and captures any exception into err without
+ * reporting it, for callers that decide themselves what a failure means
+ * (the pre-start hook, exit paths, the clone child's set-up).
+ */
+template <typename Fn>
+inline bool
+TryCpp(ErrorBuffer &err, Fn &&fn) noexcept
+{
+	try {
+		fn();
+		return true;
+	} catch (...) {
+		CaptureCurrentException(err);
+		return false;
+	}
+}
+
 template <typename Fn>
 inline bool
 CallCppNoThrow(Fn &&fn) noexcept
 {
 	ErrorBuffer err;
-	bool failed = false;
-	try {
-		fn();
-	} catch (...) {
-		CaptureCurrentException(err);
-		failed = true;
-	}
-	if (failed)
-		ReportWarning(err);
-	return !failed;
+	if (TryCpp(err, fn))
+		return true;
+	ReportWarning(err);
+	return false;
 }
 
 } // namespace autopilot::pgx
