@@ -375,15 +375,23 @@ CheckFenceBeforeDemoteTimeout(void)
 	if (res == nullptr)
 		return;
 	if (PQntuples(res) == 1) {
+		/*
+		 * Worst case until the fence is up: a standby's last reply may be
+		 * kStandbyReplySlackMs old when it vanishes, then fence_timeout, and
+		 * the last monitor call may itself take monitor_timeout.
+		 */
 		long demote_ms = strtol(PQgetvalue(res, 0, 0), nullptr, 10);
-		if (demote_ms > 0 && guc_fence_timeout_ms >= demote_ms)
+		long worst_ms = (long) guc_fence_timeout_ms + kStandbyReplySlackMs + guc_monitor_timeout_ms;
+		if (demote_ms > 0 && worst_ms >= demote_ms)
 			ereport(
 				WARNING,
-				(errmsg("pg_autopilot.fence_timeout (%d ms) is not below the monitor's primary_demote_timeout "
+				(errmsg("pg_autopilot.fence_timeout (%d ms) is too long for the monitor's primary_demote_timeout "
 						"(%ld ms)",
 						guc_fence_timeout_ms, demote_ms),
-				 errdetail("An isolated primary could still accept writes when the monitor promotes its standby "
-						   "after the demote timeout."),
+				 errdetail("An isolated primary fences itself at the latest after fence_timeout + %d ms of "
+						   "standby reply slack + monitor_timeout (%d ms) = %ld ms; until then it could still "
+						   "accept writes when the monitor promotes its standby after the demote timeout.",
+						   kStandbyReplySlackMs, guc_monitor_timeout_ms, worst_ms),
 				 errhint("Lower pg_autopilot.fence_timeout or raise pg_autopilot_monitor.primary_demote_timeout.")));
 	}
 	PQclear(res);
@@ -1387,7 +1395,9 @@ static void
 KeeperExit(int code, Datum arg)
 {
 	CloneCancel();
-	AnnounceStopping();
+	/* Only an orderly exit (SIGTERM: FATAL, code 1) is a clean shutdown; self-fencing exits with 2. */
+	if (code == 1)
+		AnnounceStopping();
 	DropMonitor();
 	if (keeper_shared != nullptr) {
 		SpinLockAcquire(&keeper_shared->mutex);
