@@ -89,6 +89,40 @@ wait_state() {
 	fail "$node did not reach $state within ${timeout}s (current|assigned: ${got:-none})"
 }
 
+# show_failover DIR: a planned switchover, then a crash of the new primary
+# (kill -9 of its postmaster) and the automatic failover, then the crashed
+# node restarting and rejoining (rewound) as a standby.  DEMO_FAILOVER=0 skips it.
+show_failover() {
+	local dir=$1 pm uri
+	uri=$(psql_monitor -Atq -c 'SELECT pg_autopilot.formation_uri()')
+	as_user psql -X -q "$uri" -c 'CREATE TABLE demo_writes(id int PRIMARY KEY, at timestamptz DEFAULT now())' ||
+		fail "could not write through the formation URI"
+	as_user psql -X -q "$uri" -c 'INSERT INTO demo_writes(id) SELECT generate_series(1, 100)' >/dev/null
+
+	say "switchover: SELECT pg_autopilot.perform_switchover()"
+	psql_monitor -q -c 'SELECT pg_autopilot.perform_switchover()' >/dev/null || fail "perform_switchover failed"
+	wait_state node2 primary
+	wait_state node1 secondary
+	psql_monitor -c 'SELECT node_name, current_state, assigned_state FROM pg_autopilot.show_state()'
+
+	pm=$(head -1 "$dir/node2/postmaster.pid")
+	say "failover: kill -9 of the primary's postmaster (node2, PID $pm)"
+	kill -KILL "$pm"
+	wait_state node1 wait_primary
+	as_user psql -X -q "$uri" -c 'INSERT INTO demo_writes(id) VALUES (101)' >/dev/null ||
+		fail "no write through the formation URI after the failover"
+	psql_monitor -c 'SELECT node_name, current_state, assigned_state FROM pg_autopilot.show_state()'
+
+	say "node2 restarts: it is rewound and rejoins as a standby"
+	while kill -0 "$pm" 2>/dev/null; do sleep 0.1; done
+	as_user pg_ctl -D "$dir/node2" -l "$dir/node2.log" -w -t "$timeout" start >/dev/null 2>&1 || fail "node2 did not restart"
+	wait_state node2 secondary
+	wait_state node1 primary
+	say "all 101 acknowledged rows are on the primary: $(as_user psql -X -Atq "$uri" -c 'SELECT count(*) FROM demo_writes')"
+	psql_monitor -c "SELECT event_time::time(0), node_name, reported_state, assigned_state, rule
+	                   FROM pg_autopilot.show_events('default', 60) WHERE rule IS NOT NULL ORDER BY event_id"
+}
+
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 start() {
@@ -159,6 +193,7 @@ EOF
 
 	say "the group is ready"
 	psql_monitor -c 'SELECT * FROM pg_autopilot.show_state()'
+	[ "${DEMO_FAILOVER:-1}" = 1 ] && show_failover "$dir"
 	local uri
 	uri=$(psql_monitor -Atq -c 'SELECT pg_autopilot.formation_uri()')
 	cat <<EOF
