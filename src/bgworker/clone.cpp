@@ -82,14 +82,6 @@ struct ClonePaths {
 	char log[MAXPGPATH];
 };
 
-void
-CopyPath(char *dst, size_t size, const std::string &src)
-{
-	if (src.size() >= size)
-		throw autopilot::Error(autopilot::sqlstate::kInvalidParameterValue, "path too long: " + src);
-	memcpy(dst, src.c_str(), src.size() + 1);
-}
-
 /* GetPaths fills the paths around DataDir; false with errbuf on failure. */
 bool
 GetPaths(ClonePaths *p, char *errbuf, size_t errlen) noexcept
@@ -97,11 +89,11 @@ GetPaths(ClonePaths *p, char *errbuf, size_t errlen) noexcept
 	ErrorBuffer err;
 	bool ok = autopilot::pgx::TryCpp(err, [&] {
 		std::string pgdata(DataDir);
-		CopyPath(p->pgdata, sizeof(p->pgdata), pgdata);
-		CopyPath(p->clone, sizeof(p->clone), datadir::CloneDir(pgdata));
-		CopyPath(p->state_dir, sizeof(p->state_dir), datadir::StateDir(pgdata));
-		CopyPath(p->pending, sizeof(p->pending), datadir::PendingFile(pgdata));
-		CopyPath(p->log, sizeof(p->log), datadir::StateDir(pgdata) + "/clone.log");
+		autopilot::datadir::CopyPath(p->pgdata, sizeof(p->pgdata), pgdata);
+		autopilot::datadir::CopyPath(p->clone, sizeof(p->clone), datadir::CloneDir(pgdata));
+		autopilot::datadir::CopyPath(p->state_dir, sizeof(p->state_dir), datadir::StateDir(pgdata));
+		autopilot::datadir::CopyPath(p->pending, sizeof(p->pending), datadir::PendingFile(pgdata));
+		autopilot::datadir::CopyPath(p->log, sizeof(p->log), datadir::StateDir(pgdata) + "/clone.log");
 	});
 	if (!ok)
 		SetError(errbuf, errlen, "%s", err.message);

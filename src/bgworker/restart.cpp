@@ -102,15 +102,6 @@ char state_file_path[MAXPGPATH];
 char needs_reclone_path[MAXPGPATH];
 char exec_cwd[MAXPGPATH]; /* directory to execv from; empty: stay in PGDATA */
 
-/* CopyPath copies a std::string into a fixed buffer; throws when it does not fit. */
-void
-CopyPath(char *dst, size_t size, const std::string &src)
-{
-	if (src.size() >= size)
-		throw autopilot::Error(autopilot::sqlstate::kInvalidParameterValue, "path too long: " + src);
-	memcpy(dst, src.c_str(), src.size() + 1);
-}
-
 /* CaptureArgv reads the original argument vector from /proc/self/cmdline into malloc'd memory. */
 bool
 CaptureArgv(void)
@@ -997,12 +988,12 @@ AutopilotPrestartInit(void)
 	ErrorBuffer err;
 	bool paths_ok = autopilot::pgx::TryCpp(err, [&] {
 		std::string pgdata(DataDir);
-		CopyPath(state_dir_path, sizeof(state_dir_path), datadir::StateDir(pgdata));
-		CopyPath(marker_path, sizeof(marker_path), datadir::RestartMarker(pgdata));
-		CopyPath(pending_path, sizeof(pending_path), datadir::PendingFile(pgdata));
-		CopyPath(clone_path, sizeof(clone_path), datadir::CloneDir(pgdata));
-		CopyPath(state_file_path, sizeof(state_file_path), datadir::StateFile(pgdata));
-		CopyPath(needs_reclone_path, sizeof(needs_reclone_path), datadir::NeedsRecloneFile(pgdata));
+		autopilot::datadir::CopyPath(state_dir_path, sizeof(state_dir_path), datadir::StateDir(pgdata));
+		autopilot::datadir::CopyPath(marker_path, sizeof(marker_path), datadir::RestartMarker(pgdata));
+		autopilot::datadir::CopyPath(pending_path, sizeof(pending_path), datadir::PendingFile(pgdata));
+		autopilot::datadir::CopyPath(clone_path, sizeof(clone_path), datadir::CloneDir(pgdata));
+		autopilot::datadir::CopyPath(state_file_path, sizeof(state_file_path), datadir::StateFile(pgdata));
+		autopilot::datadir::CopyPath(needs_reclone_path, sizeof(needs_reclone_path), datadir::NeedsRecloneFile(pgdata));
 	});
 	if (!paths_ok) {
 		ereport(WARNING, (errmsg("pg_autopilot: same-PID restarts are disabled: %s", err.message)));
@@ -1044,8 +1035,8 @@ RequestRestart(const datadir::PendingAction *action, const char *reason, char *e
 	bool ok = autopilot::pgx::TryCpp(err, [&] {
 		std::string pgdata(DataDir);
 		std::string state_dir = datadir::StateDir(pgdata);
-		CopyPath(pending, sizeof(pending), datadir::PendingFile(pgdata));
-		CopyPath(marker, sizeof(marker), datadir::RestartMarker(pgdata));
+		autopilot::datadir::CopyPath(pending, sizeof(pending), datadir::PendingFile(pgdata));
+		autopilot::datadir::CopyPath(marker, sizeof(marker), datadir::RestartMarker(pgdata));
 		if (mkdir(state_dir.c_str(), 0700) != 0 && errno != EEXIST)
 			throw autopilot::Error("58030",
 								   "could not create directory \"" + state_dir + "\": " + std::string(strerror(errno)));

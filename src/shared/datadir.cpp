@@ -576,4 +576,12 @@ SetAutoConfSettings(const std::string &old_text, const std::vector<std::pair<std
 	return out;
 }
 
+void
+CopyPath(char *dst, size_t size, const std::string &src)
+{
+	if (src.size() >= size)
+		throw Error(sqlstate::kInvalidParameterValue, "path too long: " + src);
+	memcpy(dst, src.c_str(), src.size() + 1);
+}
+
 } // namespace autopilot::datadir

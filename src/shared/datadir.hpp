@@ -37,6 +37,10 @@ std::string NeedsRecloneFile(const std::string &pgdata); /* <PGDATA>.autopilot/n
 /* Name of the marker file a clone carries inside its data directory from the exchange until the swap is finished. */
 constexpr const char *kCloneSwapMarker = "autopilot_clone_swap";
 
+/* CopyPath copies a path into a fixed buffer (MAXPGPATH-sized in the callers); throws Error (22023) when it does not
+ * fit. */
+void CopyPath(char *dst, size_t size, const std::string &src);
+
 /* ReadSystemIdentifier reads the first 8 bytes of <dir>/global/pg_control; nullopt if unreadable. */
 std::optional<uint64_t> ReadSystemIdentifier(const std::string &dir) noexcept;
 
