@@ -828,6 +828,18 @@ InitialState(const GroupView &group, int64_t new_node_id, const std::string &new
 		a.description = label + " is the first node of " + where + ": it runs as single";
 		return a;
 	}
+	/*
+	 * One primary and one standby per group until elections exist (issue 4):
+	 * the failover proofs and the keeper's login-fence lift assume the
+	 * candidate is the only other node, so a third member would make
+	 * automatic failover unsafe.
+	 */
+	if (others.size() >= 2)
+		throw Error(sqlstate::kObjectNotInPrerequisiteState,
+					"cannot register " + label + ": " + where + " already has two nodes",
+					"pg_autopilot supports one primary and one standby per group for now; a third node would make "
+					"automatic failover unsafe.",
+					"Register the node in another formation (pg_autopilot.formation).");
 	const NodeView *primary = FindPrimary(group, others);
 	if (primary == nullptr)
 		throw Error(sqlstate::kObjectNotInPrerequisiteState, "no primary in " + where + " to follow",

@@ -139,10 +139,24 @@ class Group : public ::testing::Test {
 	void
 	AddSecondary(int64_t id)
 	{
-		Register(id, NodeState::WaitStandby);
-		Node(id).reported = NodeState::WaitStandby;
-		Node(id).assigned = NodeState::Secondary; /* skip the primary's re-preparation: not under test here */
-		Node(id).reported = NodeState::Secondary;
+		AddMember(id, NodeState::Secondary);
+	}
+
+	/*
+	 * AddMember adds a third (or fourth) member in state s, as elections
+	 * (issue 4) will allow: registration refuses it today (InitialState), so
+	 * it is added directly to test how the rules treat it.
+	 */
+	void
+	AddMember(int64_t id, NodeState s)
+	{
+		NodeView n;
+		n.node_id = id;
+		n.name = "node" + std::to_string(id);
+		n.assigned = n.reported = n.last_told = s;
+		n.timeline = 1;
+		n.streaming = true;
+		g.nodes.push_back(n);
 	}
 };
 

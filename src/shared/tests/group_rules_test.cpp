@@ -233,8 +233,8 @@ TEST_F(Group, LastStandbyGoneMakesThePrimarySingle)
 TEST_F(Group, SynchronousStandbyNamesOrderAndCount)
 {
 	FormPair();
-	Register(3, NodeState::WaitStandby);
-	Register(4, NodeState::WaitStandby);
+	AddMember(3, NodeState::WaitStandby);
+	AddMember(4, NodeState::WaitStandby);
 	Node(3).candidate_priority = 90;
 	Node(4).replication_quorum = false;
 	EXPECT_EQ(SynchronousStandbyNames(g), "ANY 1 (pg_autopilot_node_3, pg_autopilot_node_2)");

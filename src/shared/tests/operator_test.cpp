@@ -241,7 +241,7 @@ TEST_F(Group, MaintenanceOfThePrimarySwitchesOverFirst)
 TEST_F(Group, EnableMaintenanceRefusesNodesInTransit)
 {
 	FormPair();
-	Register(3, NodeState::WaitStandby);
+	AddMember(3, NodeState::WaitStandby);
 	ExpectError([&] { EnableMaintenance(g, "node3"); }, k55000, "it is assigned wait_standby");
 }
 
@@ -509,4 +509,12 @@ TEST_F(Group, NoStandbyMaintenanceDuringASwitchover)
 	Report(1); /* node1 reports draining: the operation is still under way */
 	ExpectError([&] { EnableMaintenance(g, "node2"); }, k55000, "an operation is in progress");
 	EXPECT_EQ(Node(2).assigned, NodeState::Secondary) << "the refusal changed nothing";
+}
+
+/* Until elections exist, a group takes one primary and one standby: a third registration is refused. */
+TEST_F(Group, ThirdNodeIsRefused)
+{
+	FormPair();
+	ExpectError([&] { InitialState(g, 3, "node3"); }, k55000, "already has two nodes");
+	EXPECT_EQ(g.nodes.size(), 2u);
 }
