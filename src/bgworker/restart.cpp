@@ -436,6 +436,8 @@ CopyFileDurably(const std::string &src, const std::string &dst)
 		fail("could not rename \"" + tmp + "\" to \"" + dst + "\"");
 }
 
+void BecomeStandbyFiles(const std::string &pgdata, std::vector<std::pair<std::string, std::string>> settings);
+
 /*
  * PrepareClone makes the clone a standby that is this node: it keeps the
  * node's own configuration files (those in PGDATA), applies the action's
@@ -453,16 +455,7 @@ PrepareClone(const std::string &pgdata, const std::string &clone, const datadir:
 			CopyFileDurably(src, clone + "/" + name);
 	}
 
-	auto settings = action.settings;
-	bool has_ssn = false;
-	for (const auto &s : settings)
-		has_ssn = has_ssn || s.first == "synchronous_standby_names";
-	if (!has_ssn)
-		settings.emplace_back("synchronous_standby_names", "");
-	std::string auto_conf = clone + "/postgresql.auto.conf";
-	std::string old_text = datadir::ReadSmallFile(auto_conf).value_or("");
-	datadir::WriteFileAtomic(auto_conf, datadir::SetAutoConfSettings(old_text, settings));
-	datadir::WriteFileAtomic(clone + "/standby.signal", "");
+	BecomeStandbyFiles(clone, action.settings);
 	/* Tells a later start that PGDATA holds the clone (the system identifier cannot when re-cloning). */
 	datadir::WriteFileAtomic(clone + "/" + datadir::kCloneSwapMarker, "");
 
