@@ -61,16 +61,24 @@ if [ "$what" = tap ] || [ "$what" = all ]; then
 	tests="$*"
 	[ -z "$tests" ] && tests=$(cd "$src" && echo t/*.pl)
 	as_user bash -c "cd '$scratch/tree' && PG_REGRESS='$PGXS_DIR/src/test/regress/pg_regress' \
-		prove --timer -I '$PGXS_DIR/src/test/perl' -I t/lib $tests" || status=1
+		prove --timer -I '$PGXS_DIR/src/test/perl' -I t/lib $tests" 2>&1 | tee "$scratch/prove.out"
+	[ "${PIPESTATUS[0]}" = 0 ] || status=1
 	if [ $status != 0 ]; then
-		for f in "$scratch"/tree/tmp_check/log/regress_log_*; do
-			[ -f "$f" ] || continue
-			echo "---- tail of $f"; tail -60 "$f"
+		# Only the failing files: their TAP log tail and any crash in their server logs.
+		failed=$(sed -n 's/^\(t\/[0-9A-Za-z_]*\)\.pl (Wstat.*/\1/p' "$scratch/prove.out" | sort -u)
+		for t in $failed; do
+			base=$(basename "$t")
+			f="$scratch/tree/tmp_check/log/regress_log_$base"
+			[ -f "$f" ] && { echo "---- tail of $f"; tail -80 "$f"; }
+			for g in "$scratch"/tree/tmp_check/log/"$base"_*.log; do
+				[ -f "$g" ] || continue
+				grep -nE 'TRAP:|PANIC|ERROR|FATAL|WARNING' "$g" | tail -15 | sed "s|^|$(basename "$g"): |"
+			done
 		done
-		for f in "$scratch"/tree/tmp_check/t_*data/pgdata/log/* "$scratch"/tree/tmp_check/log/*.log; do
-			[ -f "$f" ] || continue
-			grep -lE 'terminated by signal|TRAP:|PANIC' "$f" >/dev/null && { echo "---- crash in $f"; grep -nE 'terminated by signal|TRAP:|PANIC' "$f" | head; }
-		done
+		# Last, so that a truncated CI log still shows it.
+		echo "==== TAP summary"
+		sed -n '/^Test Summary Report/,$p' "$scratch/prove.out"
+		echo "==== failed TAP files: ${failed:-none found}"
 	fi
 fi
 exit $status
