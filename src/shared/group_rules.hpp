@@ -37,6 +37,12 @@ struct NodeView {
 	uint64_t assigned_age_ms = 0;   /* how long the node has had its current assigned state */
 	bool wants_maintenance = false; /* the operator asked for maintenance on this node */
 	bool restarting = false;        /* its keeper announced a clean shutdown within restart_grace */
+	/* Issue 4 (docs/elections.md). */
+	bool reported_since_assigned = false; /* a node_active call arrived after the current goal was assigned */
+	std::string applied_sync_names;       /* synchronous_standby_names the node reports it runs with */
+	std::string told_sync_names;          /* synchronous_standby_names node_active last returned to it */
+	bool promotion_target = false;        /* perform_promotion named this node: it, not BestCandidate, takes over */
+	bool allow_data_loss = false;         /* set on an old primary by perform_failover(allow_data_loss => true) */
 };
 
 struct GroupView {
@@ -110,10 +116,18 @@ std::string SynchronousStandbyNames(const GroupView &group);
  * the request must be refused; the caller then changes nothing.
  */
 std::vector<Assignment> Switchover(const GroupView &group);
-std::vector<Assignment> Failover(const GroupView &group); /* operator-forced, two nodes */
+std::vector<Assignment> Failover(const GroupView &group); /* operator-forced */
 std::vector<Assignment> Promotion(const GroupView &group, const std::string &node_name);
 std::vector<Assignment> EnableMaintenance(const GroupView &group, const std::string &node_name);
 std::vector<Assignment> DisableMaintenance(const GroupView &group, const std::string &node_name);
+
+/*
+ * FastForwardUpstream: for a node assigned fast_forward, the id of the
+ * election participant it must stream from (the most advanced, lowest id
+ * among equals) and that node's reported LSN; false when the node is not in
+ * fast_forward or no participant qualifies (docs/elections.md).
+ */
+bool FastForwardUpstream(const GroupView &group, int64_t node_id, int64_t *upstream_id, uint64_t *upstream_lsn);
 
 /* StandbyName is the application_name and replication slot name of a node. */
 std::string StandbyName(int64_t node_id);
