@@ -1,6 +1,10 @@
 /*
- * src/shared/group_rules.cpp — the monitor's group rules as data, and the
- * operator requests of docs/failover.md (pure zone).
+ * src/shared/group_rules.cpp — the monitor's group rules as data (pure zone):
+ * the rule table, ProceedGroup, InitialState, SynchronousStandbyNames and
+ * the rules of the primary's and the standbys' steady life.  The failover
+ * proofs and the election (docs/elections.md) are in election.cpp, the
+ * operator requests in group_rules_requests.cpp; shared helpers are declared
+ * in group_rules_internal.hpp.
  *
  * kGroupRules holds one row per rule: {name, from, to, peer_from, peer_to,
  * predicate, description, peer description}.  `from` is the assigned state
@@ -8,9 +12,9 @@
  * node whose assigned state equals `from`, first match wins, and repeats
  * until nothing fires (each node moves at most once per call).  A row may
  * also move one second node, its peer (peer_from → peer_to; S::Init = no
- * peer): the predicate names the peer, and both moves carry the rule's name.
- * That keeps two-node steps (primary_failed moves the primary and its
- * candidate) atomic: both assignments come out of the same call.
+ * peer): the predicate names the peer (or none), and both moves carry the
+ * rule's name.  That keeps two-node steps (primary_failed with one standby
+ * moves the primary and its candidate) atomic.
  *
  * A rule generally fires only once the node it waits for has reported its
  * assigned state (reported == assigned, "settled"); rules driven by health
@@ -18,17 +22,18 @@
  * told to become writable (prepare_promotion → stop_replication, the keeper
  * promotes) when no node is assigned a writable state and every old primary
  * still in draining/demote_timeout is proven unable to acknowledge a commit
- * (PromoteCandidate); rules that exist for the primary's quorum bookkeeping
- * (standby_lost, standby_caught_up) only fire while a writable primary
- * exists, so they never disturb an operation in progress.
+ * (PromoteCandidate); a winner is only elected when every acknowledged
+ * commit is on a participant (QuorumReported) or the operator allowed data
+ * loss; rules that exist for the primary's quorum bookkeeping (standby_lost,
+ * standby_caught_up) only fire while a writable primary exists, so they
+ * never disturb an operation in progress.
  *
  * Every (from, to) a rule or request produces has a row in the keeper's
  * table (keeper_fsm.cpp); the unit tests check it.  No server headers;
- * throws autopilot::Error on an inconsistent view (two writable primaries),
- * from InitialState when there is no primary to follow, and from the
- * operator requests when they are refused (nothing is assigned then).
- * Tables are constexpr arrays; vectors handed out are built once and never
- * freed (no static object with a destructor).
+ * throws autopilot::Error on an inconsistent view (two writable primaries)
+ * and from InitialState when there is no primary to follow.  Tables are
+ * constexpr arrays; vectors handed out are built once and never freed (no
+ * static object with a destructor).
  */
 #include "group_rules.hpp"
 
@@ -36,43 +41,12 @@
 #include <iterator>
 
 #include "error.hpp"
+#include "group_rules_internal.hpp"
 #include "lsn.hpp"
 
 namespace autopilot::fsm {
 
-namespace {
-
-using S = NodeState;
-
-/* The working copy of a group while rules fire: assigned states change as we go. */
-struct Ctx {
-	const GroupView &group;
-	const std::vector<NodeView> &nodes;
-	const NodeView *primary; /* node assigned a writable state, or nullptr */
-};
-
-/* What a predicate decided: the event text, and the second node the row moves (if the row has a peer). */
-struct Firing {
-	std::string description;
-	const NodeView *peer = nullptr;
-	std::string peer_description;
-};
-
-/* A predicate decides whether its rule moves `node`; on true it fills `fire`. */
-using Predicate = bool (*)(const Ctx &ctx, const NodeView &node, Firing *fire);
-
-struct GroupRule {
-	const char *name;
-	NodeState from;
-	NodeState to;
-	NodeState peer_from; /* S::Init: the row moves no peer */
-	NodeState peer_to;
-	Predicate when;
-	const char *description;
-	const char *peer_description;
-};
-
-constexpr NodeState kNoPeer = S::Init;
+namespace detail {
 
 std::string
 Label(const NodeView &n)
@@ -86,35 +60,6 @@ GroupLabel(const GroupView &g)
 	return "group " + std::to_string(g.group_id) + " of formation " + g.formation;
 }
 
-bool
-Settled(const NodeView &n, NodeState s)
-{
-	return n.assigned == s && n.reported == s;
-}
-
-/* A standby that counts for synchronous quorum right now: healthy quorum node assigned secondary. */
-bool
-IsHealthyQuorumSecondary(const NodeView &n)
-{
-	return n.replication_quorum && n.healthy && n.assigned == S::Secondary;
-}
-
-/* Nodes of the group other than `self` that are not being removed. */
-int
-OtherMembers(const std::vector<NodeView> &nodes, const NodeView &self)
-{
-	int count = 0;
-	for (const auto &n : nodes)
-		if (n.node_id != self.node_id && n.assigned != S::Dropped)
-			count++;
-	return count;
-}
-
-/*
- * FindPrimary returns the node assigned a writable state, nullptr if none.
- * Throws Error (XX000) when two nodes are, which the monitor must never let
- * happen.
- */
 const NodeView *
 FindPrimary(const GroupView &group, const std::vector<NodeView> &nodes)
 {
@@ -131,25 +76,39 @@ FindPrimary(const GroupView &group, const std::vector<NodeView> &nodes)
 	return primary;
 }
 
+const NodeView *
+OldPrimary(const std::vector<NodeView> &nodes)
+{
+	for (const auto &n : nodes)
+		if (n.assigned == S::Draining || n.assigned == S::DemoteTimeout)
+			return &n;
+	return nullptr;
+}
+
+int
+Standbys(const std::vector<NodeView> &nodes, const NodeView &primary)
+{
+	int count = 0;
+	for (const auto &n : nodes)
+		if (n.node_id != primary.node_id && n.assigned != S::Dropped)
+			count++;
+	return count;
+}
+
 /*
  * IsCandidate: `n` may take over from `primary` — a settled, healthy
  * secondary on the primary's timeline, candidate_priority > 0, and the
- * operator did not ask for its maintenance.  Lag is checked by the callers
- * (a switchover waits for all WAL, a failover has a threshold).
+ * operator asked neither for its maintenance nor for its removal.  Lag is
+ * checked by the callers (a switchover waits for all WAL, a failover has a
+ * threshold).
  */
 bool
 IsCandidate(const NodeView &n, const NodeView &primary)
 {
 	return n.node_id != primary.node_id && Settled(n, S::Secondary) && n.healthy && n.candidate_priority > 0 &&
-		   !n.wants_maintenance && n.timeline == primary.timeline;
+		   !n.wants_maintenance && !n.wants_drop && n.timeline == primary.timeline;
 }
 
-/*
- * BestCandidate is the candidate to take over from `primary`: highest
- * candidate_priority, then most advanced LSN, then lowest node id; nullptr
- * when no node qualifies (IsCandidate and, when max_lag is set, at most that
- * many bytes behind the primary's last reported LSN).
- */
 const NodeView *
 BestCandidate(const std::vector<NodeView> &nodes, const NodeView &primary, const uint64_t *max_lag)
 {
@@ -166,11 +125,138 @@ BestCandidate(const std::vector<NodeView> &nodes, const NodeView &primary, const
 	return best;
 }
 
-/* standby_joined: the primary runs alone and a new node waits to follow it. */
+/*
+ * MayWrite: a node that reports `s` may accept writes.  stop_replication is
+ * not a writable state for the monitor, but the keeper reports it once it
+ * has promoted the node: it writes.
+ */
+bool
+MayWrite(NodeState s)
+{
+	return IsWritableState(s) || s == S::StopReplication;
+}
+
+bool
+NewPrimaryReady(const Ctx &ctx)
+{
+	return ctx.primary != nullptr && ctx.primary->healthy && ctx.primary->reported == ctx.primary->assigned;
+}
+
+Assignment
+MakeAssignment(const NodeView &node, NodeState to, const char *rule, std::string description)
+{
+	Assignment a;
+	a.node_id = node.node_id;
+	a.from = node.assigned;
+	a.to = to;
+	a.rule = rule;
+	a.description = std::move(description);
+	return a;
+}
+
+std::size_t
+IndexOf(const std::vector<NodeView> &nodes, int64_t node_id)
+{
+	for (std::size_t i = 0; i < nodes.size(); i++)
+		if (nodes[i].node_id == node_id)
+			return i;
+	return nodes.size();
+}
+
+std::vector<NodeView>
+SortedNodes(const GroupView &group)
+{
+	std::vector<NodeView> nodes = group.nodes;
+	std::stable_sort(nodes.begin(), nodes.end(),
+					 [](const NodeView &a, const NodeView &b) { return a.node_id < b.node_id; });
+	return nodes;
+}
+
+[[noreturn]] void
+Refuse(const std::string &message, const std::string &detail, const std::string &hint)
+{
+	throw Error(sqlstate::kObjectNotInPrerequisiteState, message, detail, hint);
+}
+
+} // namespace detail
+
+namespace {
+
+using namespace detail;
+
+constexpr NodeState kNoPeer = S::Init;
+
+struct GroupRule {
+	const char *name;
+	NodeState from;
+	NodeState to;
+	NodeState peer_from; /* S::Init: the row moves no peer */
+	NodeState peer_to;
+	Predicate when;
+	const char *description;
+	const char *peer_description;
+};
+
+/* A standby that counts for synchronous quorum right now: healthy quorum node assigned secondary. */
+bool
+IsHealthyQuorumSecondary(const NodeView &n)
+{
+	return n.replication_quorum && n.healthy && n.assigned == S::Secondary;
+}
+
+/*
+ * SyncNamesOf is SynchronousStandbyNames over a working copy: '' unless
+ * `primary` is assigned primary or apply_settings; otherwise ANY k over
+ * every non-dropped quorum node but the primary, healthy or not (with
+ * number_sync_standbys >= 1 a lost standby must stay in the list so that
+ * commits wait for it instead of being acknowledged by the primary alone),
+ * by priority desc then id.
+ */
+std::string
+SyncNamesOf(const GroupView &group, const std::vector<NodeView> &nodes, const NodeView *primary)
+{
+	if (primary == nullptr || (primary->assigned != S::Primary && primary->assigned != S::ApplySettings))
+		return "";
+	std::vector<const NodeView *> quorum;
+	for (const auto &n : nodes)
+		if (n.node_id != primary->node_id && n.replication_quorum && n.assigned != S::Dropped)
+			quorum.push_back(&n);
+	if (quorum.empty())
+		return "";
+	std::sort(quorum.begin(), quorum.end(), [](const NodeView *a, const NodeView *b) {
+		if (a->candidate_priority != b->candidate_priority)
+			return a->candidate_priority > b->candidate_priority;
+		return a->node_id < b->node_id;
+	});
+	std::string out = "ANY " + std::to_string(std::max(group.number_sync_standbys, 1)) + " (";
+	for (std::size_t i = 0; i < quorum.size(); i++) {
+		if (i > 0)
+			out += ", ";
+		out += StandbyName(quorum[i]->node_id);
+	}
+	out += ")";
+	return out;
+}
+
+/* Names the primary must use once it is assigned `as` (primary or apply_settings). */
+std::string
+SyncNamesAs(const Ctx &ctx, const NodeView &primary, NodeState as)
+{
+	NodeView p = primary;
+	p.assigned = as;
+	return SyncNamesOf(ctx.group, ctx.nodes, &p);
+}
+
+/*
+ * standby_joined: a new node waits to follow the primary.  From single the
+ * primary prepares replication as wait_primary (no synchronous standby yet);
+ * from primary it re-applies its settings (slots, HBA, names) as
+ * apply_settings and keeps synchronous replication meanwhile.
+ */
 bool
 StandbyJoined(const Ctx &ctx, const NodeView &node, Firing *fire)
 {
-	if (!Settled(node, S::Single))
+	if (!Settled(node, node.assigned) || (node.assigned != S::Single && node.assigned != S::Primary))
 		return false;
 	for (const auto &n : ctx.nodes)
 		if (n.node_id != node.node_id && n.assigned == S::WaitStandby) {
@@ -181,29 +267,76 @@ StandbyJoined(const Ctx &ctx, const NodeView &node, Firing *fire)
 	return false;
 }
 
+/*
+ * settings_changed: the names the settled primary must run
+ * (SynchronousStandbyNames) differ from the value its last node_active call
+ * returned (told_sync_names, from a call that also told it primary):
+ * number_sync_standbys, a priority or quorum flag, or the members changed.
+ * It re-applies them as apply_settings.
+ */
+bool
+SettingsChanged(const Ctx &ctx, const NodeView &node, Firing *fire)
+{
+	if (!Settled(node, S::Primary) || node.last_told != S::Primary)
+		return false;
+	std::string wanted = SyncNamesAs(ctx, node, S::ApplySettings);
+	if (wanted == node.told_sync_names)
+		return false;
+	fire->description = "synchronous_standby_names of primary " + Label(node) + " changes from '" +
+						node.told_sync_names + "' to '" + wanted + "': it applies the new settings";
+	return true;
+}
+
+/*
+ * primary_settings_applied: the primary reported apply_settings after being
+ * told the current names, and no node waits to be let in any more.
+ */
+bool
+PrimarySettingsApplied(const Ctx &ctx, const NodeView &node, Firing *fire)
+{
+	if (!Settled(node, S::ApplySettings) || node.told_sync_names != SyncNamesAs(ctx, node, S::ApplySettings))
+		return false;
+	for (const auto &n : ctx.nodes)
+		if (n.assigned == S::WaitStandby)
+			return false;
+	fire->description = "primary " + Label(node) + " applied synchronous_standby_names '" + node.told_sync_names +
+						"' and prepared replication for every node";
+	return true;
+}
+
 /* last_standby_gone: every standby was removed; the primary has nobody to prepare for. */
 bool
 LastStandbyGone(const Ctx &ctx, const NodeView &node, Firing *fire)
 {
-	if (!Settled(node, S::WaitPrimary) || OtherMembers(ctx.nodes, node) != 0)
+	if (!Settled(node, S::WaitPrimary) || Standbys(ctx.nodes, node) != 0)
 		return false;
 	fire->description = Label(node) + " is the only node left in " + GroupLabel(ctx.group) + ": it runs as single";
 	return true;
 }
 
-/* primary_gains_sync_standby: a healthy quorum standby reported secondary. */
+/*
+ * primary_gains_sync_standby: at least k = max(number_sync_standbys, 1)
+ * healthy quorum standbys reported secondary, so commits will not wait for
+ * a standby that is still far behind.
+ */
 bool
 PrimaryGainsSyncStandby(const Ctx &ctx, const NodeView &node, Firing *fire)
 {
 	if (!Settled(node, S::WaitPrimary))
 		return false;
+	int k = std::max(ctx.group.number_sync_standbys, 1);
+	std::string names;
+	int count = 0;
 	for (const auto &n : ctx.nodes)
 		if (n.node_id != node.node_id && IsHealthyQuorumSecondary(n) && n.reported == S::Secondary) {
-			fire->description = Label(n) + " is a healthy quorum secondary: primary " + Label(node) +
-								" enables synchronous replication";
-			return true;
+			names += (count == 0 ? "" : ", ") + Label(n);
+			count++;
 		}
-	return false;
+	if (count < k)
+		return false;
+	fire->description = names + (count == 1 ? " is a healthy quorum secondary" : " are healthy quorum secondaries") +
+						": primary " + Label(node) + " enables synchronous replication";
+	return true;
 }
 
 /*
@@ -229,49 +362,28 @@ PrimaryLosesSyncStandby(const Ctx &ctx, const NodeView &node, Firing *fire)
 }
 
 /*
- * primary_failed: the primary (assigned primary or wait_primary) is
- * unhealthy and a candidate qualifies (IsCandidate, within
- * promote_lag_threshold_bytes of the primary's last reported LSN).  The
- * primary goes to demote_timeout (its keeper, if it still runs and reaches
- * us, demotes it) and the candidate to prepare_promotion (it stops
- * streaming); promote_candidate then waits for a proof.
- *
- * Not while the primary is `restarting`: its keeper announced a clean
- * shutdown (a postmaster that crashed or was killed announces nothing), so a
- * planned restart keeps its role; if it does not come back within the
- * monitor's restart_grace, the flag lapses and this rule fires.
- */
-bool
-PrimaryFailed(const Ctx &ctx, const NodeView &node, Firing *fire)
-{
-	if (node.healthy || node.restarting)
-		return false;
-	const NodeView *c = BestCandidate(ctx.nodes, node, &ctx.group.promote_lag_threshold_bytes);
-	if (c == nullptr)
-		return false;
-	uint64_t lag = lsn::LagBytes(node.lsn, c->lsn);
-	fire->description = "primary " + Label(node) + " is unhealthy: it must stop writing, " + Label(*c) + " (" +
-						std::to_string(lag) + " bytes behind) prepares its promotion";
-	fire->peer = c;
-	fire->peer_description = Label(*c) + " is the candidate of unhealthy primary " + Label(node) +
-							 ": it stops streaming and prepares its promotion";
-	return true;
-}
-
-/*
  * switchover_candidate_has_all_wal: the old primary was shut down cleanly
  * and runs as a standby without upstream (settled draining, its LSN is the
  * end of its WAL); once the candidate has received all of it (same timeline,
  * lsn >= the old primary's), the old primary is demoted for good and the
- * candidate stops streaming.  The candidate is BestCandidate: with two nodes
- * the only standby, which is what perform_promotion checked.
+ * candidate stops streaming.  The candidate is the node perform_promotion
+ * named (promotion_target; while it does not qualify we wait: exactly that
+ * node is promoted), else BestCandidate.  Other secondaries stay secondary:
+ * their WAL is a prefix of the candidate's, they follow it without rewind.
  */
 bool
 SwitchoverCandidateHasAllWal(const Ctx &ctx, const NodeView &node, Firing *fire)
 {
 	if (!Settled(node, S::Draining))
 		return false;
-	const NodeView *c = BestCandidate(ctx.nodes, node, nullptr);
+	const NodeView *c = nullptr;
+	for (const auto &n : ctx.nodes)
+		if (n.promotion_target && n.assigned != S::Dropped)
+			c = IsCandidate(n, node) ? &n : &node;
+	if (c == &node)
+		return false; /* the named target does not qualify now */
+	if (c == nullptr)
+		c = BestCandidate(ctx.nodes, node, nullptr);
 	if (c == nullptr || c->lsn < node.lsn)
 		return false;
 	fire->description =
@@ -279,98 +391,6 @@ SwitchoverCandidateHasAllWal(const Ctx &ctx, const NodeView &node, Firing *fire)
 	fire->peer = c;
 	fire->peer_description = Label(*c) + " received all the WAL of draining primary " + Label(node) +
 							 ": it stops streaming and prepares its promotion";
-	return true;
-}
-
-/*
- * MayWrite: a node that reports `s` may accept writes.  stop_replication is
- * not a writable state for the monitor, but the keeper reports it once it
- * has promoted the node: it writes.
- */
-bool
-MayWrite(NodeState s)
-{
-	return IsWritableState(s) || s == S::StopReplication;
-}
-
-/*
- * CannotWrite tells whether old primary `old` (assigned draining or
- * demote_timeout) provably can no longer acknowledge a commit, given that
- * `candidate` is about to be promoted; on true `why` names the proof
- * (docs/failover.md):
- *
- * 1. confirmed down: it reports a state in which it cannot write (MayWrite)
- *    — its keeper demoted it (draining, demote_timeout) or restarted it as
- *    a standby.
- * 2. sync proof: it last reported `primary` (synchronous_standby_names was
- *    the monitor's ANY k over the quorum standbys), the call that carried
- *    that report also told it `primary` (last_told: had it been told
- *    wait_primary, it may have cleared synchronous_standby_names and lost the
- *    monitor before reporting so), and every quorum standby
- *    other than itself has settled prepare_promotion and reports
- *    streaming = false (StopReplication cleared primary_conninfo, so it will
- *    not reconnect): no standby can acknowledge a commit for it any more.  A
- *    quorum standby in any other state (secondary, maintenance, unhealthy
- *    with a stale report) may still stream from it, so the proof fails and
- *    we wait for the timeout.
- * 3. timeout: it has been assigned demote_timeout for
- *    primary_demote_timeout_ms, longer than the keeper's fence_timeout, so
- *    an isolated primary has fenced itself by now.  Only path when it was
- *    wait_primary (commits needed no standby).
- */
-bool
-CannotWrite(const Ctx &ctx, const NodeView &old, std::string *why)
-{
-	if (!MayWrite(old.reported)) {
-		*why = "it reports " + std::string(StateName(old.reported));
-		return true;
-	}
-	if (old.reported == S::Primary && old.last_told == S::Primary) {
-		int quorum = 0;
-		bool stopped = true;
-		for (const auto &n : ctx.nodes) {
-			if (n.node_id == old.node_id || !n.replication_quorum || n.assigned == S::Dropped)
-				continue;
-			quorum++;
-			if (!Settled(n, S::PreparePromotion) || n.streaming)
-				stopped = false;
-		}
-		if (quorum > 0 && stopped) {
-			*why = "it was a synchronous primary and no quorum standby streams from it any more";
-			return true;
-		}
-	}
-	if (old.assigned == S::DemoteTimeout && old.assigned_age_ms >= ctx.group.primary_demote_timeout_ms) {
-		*why = "it has been in demote_timeout for " + std::to_string(old.assigned_age_ms) + " ms, at least the " +
-			   std::to_string(ctx.group.primary_demote_timeout_ms) + " ms of primary_demote_timeout";
-		return true;
-	}
-	return false;
-}
-
-/*
- * promote_candidate: the candidate stopped replication (settled
- * prepare_promotion) and may now be promoted: no node is assigned a writable
- * state, and every old primary still assigned draining or demote_timeout
- * provably cannot write (CannotWrite).  Old primaries already assigned
- * demoted were proven earlier (switchover_candidate_has_all_wal saw them
- * settled draining, candidate_promoted needed this very proof).
- */
-bool
-PromoteCandidate(const Ctx &ctx, const NodeView &node, Firing *fire)
-{
-	if (!Settled(node, S::PreparePromotion) || ctx.primary != nullptr)
-		return false;
-	std::string proofs;
-	for (const auto &n : ctx.nodes) {
-		if (n.node_id == node.node_id || (n.assigned != S::Draining && n.assigned != S::DemoteTimeout))
-			continue;
-		std::string why;
-		if (!CannotWrite(ctx, n, &why))
-			return false;
-		proofs += "; old primary " + Label(n) + " cannot write: " + why;
-	}
-	fire->description = Label(node) + " stopped replication and no node can write" + proofs + ": it is promoted";
 	return true;
 }
 
@@ -397,18 +417,26 @@ CandidatePromoted(const Ctx &ctx, const NodeView &node, Firing *fire)
 	return true;
 }
 
-/* The new primary runs (settled in a writable state, healthy): an old primary may follow it. */
+/*
+ * old_primary_dropped: drop_node of the primary (wants_drop) switched or
+ * failed it over; once it is demoted (a candidate took over) it leaves.
+ * Not waiting for its report: a node that never comes back is dropped too.
+ */
 bool
-NewPrimaryReady(const Ctx &ctx)
+OldPrimaryDropped(const Ctx &ctx, const NodeView &node, Firing *fire)
 {
-	return ctx.primary != nullptr && ctx.primary->healthy && ctx.primary->reported == ctx.primary->assigned;
+	if (node.assigned != S::Demoted || !node.wants_drop)
+		return false;
+	fire->description = "old primary " + Label(node) + " was handed over and leaves " + GroupLabel(ctx.group) +
+						" as the operator asked";
+	return true;
 }
 
 /* old_primary_rejoins (→ catchingup): the demoted old primary follows the new primary. */
 bool
 OldPrimaryRejoins(const Ctx &ctx, const NodeView &node, Firing *fire)
 {
-	if (!Settled(node, S::Demoted) || node.wants_maintenance || !NewPrimaryReady(ctx))
+	if (!Settled(node, S::Demoted) || node.wants_maintenance || node.wants_drop || !NewPrimaryReady(ctx))
 		return false;
 	fire->description = "old primary " + Label(node) + " follows new primary " + Label(*ctx.primary);
 	return true;
@@ -418,43 +446,51 @@ OldPrimaryRejoins(const Ctx &ctx, const NodeView &node, Firing *fire)
 bool
 OldPrimaryRejoinsInMaintenance(const Ctx &ctx, const NodeView &node, Firing *fire)
 {
-	if (!Settled(node, S::Demoted) || !node.wants_maintenance || !NewPrimaryReady(ctx))
+	if (!Settled(node, S::Demoted) || !node.wants_maintenance || node.wants_drop || !NewPrimaryReady(ctx))
 		return false;
 	fire->description = "old primary " + Label(node) + " handed over to " + Label(*ctx.primary) +
 						" and enters the maintenance the operator asked for";
 	return true;
 }
 
-/* standby_can_init: the primary has prepared replication (slot, HBA); the new node may clone or follow. */
+/*
+ * standby_can_init: the primary has prepared replication (slot, HBA): it is
+ * settled wait_primary, or it reported apply_settings.  A node registering
+ * while the primary already reports apply_settings may start before its
+ * slot exists; the primary's keeper ensures slots every tick and the
+ * standby's InitStandby is retried, so that costs a retry only.
+ */
 bool
 StandbyCanInit(const Ctx &ctx, const NodeView &node, Firing *fire)
 {
-	if (!Settled(node, S::WaitStandby) || ctx.primary == nullptr || !Settled(*ctx.primary, S::WaitPrimary))
+	const NodeView *p = ctx.primary;
+	if (!Settled(node, S::WaitStandby) || p == nullptr)
+		return false;
+	if (!Settled(*p, S::WaitPrimary) && p->reported != S::ApplySettings)
 		return false;
 	fire->description =
-		"primary " + Label(*ctx.primary) + " reported wait_primary: " + Label(node) + " clones or follows it";
+		"primary " + Label(*p) + " reported " + StateName(p->reported) + ": " + Label(node) + " clones or follows it";
 	return true;
 }
 
 /*
- * standby_caught_up: streaming on the primary's timeline, within the lag
- * threshold.  The primary must be assigned and report wait_primary or
- * primary: a candidate that reported stop_replication is not open yet.
+ * CaughtUp: `node`, settled in its assigned state, streams on the primary's
+ * timeline within the lag threshold.  The primary must be assigned and
+ * report wait_primary or primary: a candidate that reported stop_replication
+ * is not open yet.  Not streaming means not receiving the primary's WAL now
+ * — for instance a copy whose history split from the primary's and whose
+ * walreceiver keeps failing: its LSN may look close, but it must never count
+ * for quorum.
  */
 bool
-StandbyCaughtUp(const Ctx &ctx, const NodeView &node, Firing *fire)
+CaughtUp(const Ctx &ctx, const NodeView &node, Firing *fire)
 {
 	const NodeView *p = ctx.primary;
-	/*
-	 * Not streaming means not receiving the primary's WAL now — for instance a
-	 * copy whose history split from the primary's and whose walreceiver keeps
-	 * failing: its LSN may look close, but it must never count for quorum.
-	 */
-	if (!Settled(node, S::Catchingup) || !node.healthy || !node.streaming || p == nullptr)
+	if (!Settled(node, node.assigned) || !node.healthy || !node.streaming || p == nullptr)
 		return false;
-	if (p->assigned != S::WaitPrimary && p->assigned != S::Primary)
+	if (p->assigned != S::WaitPrimary && p->assigned != S::Primary && p->assigned != S::ApplySettings)
 		return false;
-	if (p->reported != S::WaitPrimary && p->reported != S::Primary)
+	if (p->reported != S::WaitPrimary && p->reported != S::Primary && p->reported != S::ApplySettings)
 		return false;
 	if (node.timeline != p->timeline)
 		return false;
@@ -464,6 +500,20 @@ StandbyCaughtUp(const Ctx &ctx, const NodeView &node, Firing *fire)
 	fire->description = Label(node) + " is " + std::to_string(lag) + " bytes behind primary " + Label(*p) +
 						" on timeline " + std::to_string(node.timeline) + ": it becomes secondary";
 	return true;
+}
+
+/* standby_caught_up: a catching-up standby (CaughtUp). */
+bool
+StandbyCaughtUp(const Ctx &ctx, const NodeView &node, Firing *fire)
+{
+	return node.assigned == S::Catchingup && CaughtUp(ctx, node, fire);
+}
+
+/* join_secondary_caught_up: an election loser follows the new primary (CaughtUp). */
+bool
+JoinSecondaryCaughtUp(const Ctx &ctx, const NodeView &node, Firing *fire)
+{
+	return node.assigned == S::JoinSecondary && CaughtUp(ctx, node, fire);
 }
 
 /*
@@ -487,51 +537,78 @@ constexpr GroupRule kGroupRules[] = {
 	 * Automatic failover.  Checked before the primary's other rules: an
 	 * unhealthy primary with a qualifying candidate (settled secondary,
 	 * healthy, priority > 0, not wanting maintenance, within
-	 * promote_lag_threshold) must stop writing, whatever else is pending, and
-	 * the candidate stops streaming at the same time.
+	 * promote_lag_threshold) must stop writing, whatever else is pending.
+	 * With one standby that candidate stops streaming at the same time; with
+	 * more, the election below chooses.  Not from wait_primary when
+	 * number_sync_standbys >= 1 (see PrimaryFailed).
 	 */
-	{"primary_failed",                   S::Primary,          S::DemoteTimeout,   S::Secondary,     S::PreparePromotion, PrimaryFailed,                  "the primary is unhealthy and a candidate qualifies: the primary must stop writing", "the candidate of an unhealthy primary stops streaming and prepares its promotion"},
-	{"primary_failed",                   S::WaitPrimary,      S::DemoteTimeout,   S::Secondary,     S::PreparePromotion, PrimaryFailed,                  "the primary is unhealthy and a candidate qualifies: the primary must stop writing", "the candidate of an unhealthy primary stops streaming and prepares its promotion"},
+	{"primary_failed",                   S::Primary,          S::DemoteTimeout,   S::Secondary,     S::PreparePromotion, PrimaryFailed,                  "the primary is unhealthy and a candidate qualifies: the primary must stop writing", "the only standby of an unhealthy primary stops streaming and prepares its promotion"},
+	{"primary_failed",                   S::WaitPrimary,      S::DemoteTimeout,   S::Secondary,     S::PreparePromotion, PrimaryFailed,                  "the primary is unhealthy and a candidate qualifies: the primary must stop writing", "the only standby of an unhealthy primary stops streaming and prepares its promotion"},
+	{"primary_failed",                   S::ApplySettings,    S::DemoteTimeout,   S::Secondary,     S::PreparePromotion, PrimaryFailed,                  "the primary is unhealthy and a candidate qualifies: the primary must stop writing", "the only standby of an unhealthy primary stops streaming and prepares its promotion"},
 
 	/*
-	 * Primary side.  A new node's arrival makes the single primary prepare
-	 * replication; a healthy quorum secondary turns synchronous replication
-	 * on; losing every healthy quorum secondary turns it off again (only when
-	 * number_sync_standbys = 0, see PrimaryLosesSyncStandby); once every
-	 * standby is gone the primary runs alone.
+	 * Primary side.  A new node's arrival makes the primary prepare
+	 * replication (single → wait_primary, primary → apply_settings); a
+	 * settings change re-applies the names; enough healthy quorum
+	 * secondaries turn synchronous replication on; losing every healthy
+	 * quorum secondary turns it off again (only when number_sync_standbys =
+	 * 0, see PrimaryLosesSyncStandby); once every standby is gone the primary
+	 * runs alone.
 	 */
 	{"standby_joined",                   S::Single,           S::WaitPrimary,     kNoPeer,          kNoPeer,             StandbyJoined,                  "the single primary prepares replication for a node that registered", nullptr},
-	{"last_standby_gone",                S::WaitPrimary,      S::Single,          kNoPeer,          kNoPeer,             LastStandbyGone,                "the primary is the only node left: it runs alone", nullptr},
-	{"primary_gains_sync_standby",       S::WaitPrimary,      S::Primary,         kNoPeer,          kNoPeer,             PrimaryGainsSyncStandby,        "a healthy quorum standby is secondary: the primary enables synchronous replication", nullptr},
+	{"standby_joined",                   S::Primary,          S::ApplySettings,   kNoPeer,          kNoPeer,             StandbyJoined,                  "the primary prepares replication for a node that registered", nullptr},
 	{"primary_loses_sync_standby",       S::Primary,          S::WaitPrimary,     kNoPeer,          kNoPeer,             PrimaryLosesSyncStandby,        "no healthy quorum secondary and number_sync_standbys = 0: the primary disables synchronous replication", nullptr},
+	{"settings_changed",                 S::Primary,          S::ApplySettings,   kNoPeer,          kNoPeer,             SettingsChanged,                "the primary's synchronous_standby_names changed: it applies the new settings", nullptr},
+	{"primary_settings_applied",         S::ApplySettings,    S::Primary,         kNoPeer,          kNoPeer,             PrimarySettingsApplied,         "the primary applied the current settings and no node waits to be let in", nullptr},
+	{"last_standby_gone",                S::WaitPrimary,      S::Single,          kNoPeer,          kNoPeer,             LastStandbyGone,                "the primary is the only node left: it runs alone", nullptr},
+	{"primary_gains_sync_standby",       S::WaitPrimary,      S::Primary,         kNoPeer,          kNoPeer,             PrimaryGainsSyncStandby,        "enough healthy quorum standbys are secondary: the primary enables synchronous replication", nullptr},
 
 	/*
-	 * Switchover (started by perform_switchover, perform_promotion or
-	 * enable_maintenance of the primary, which assign primary → draining).
-	 * The old primary shut down cleanly and reported draining; once the
-	 * candidate has all of its WAL it is demoted and the candidate stops
-	 * streaming, so the old primary can later follow the candidate's new
-	 * timeline without pg_rewind.
+	 * Switchover (started by perform_switchover, perform_promotion,
+	 * enable_maintenance or drop_node of the primary, which assign primary →
+	 * draining).  The old primary shut down cleanly and reported draining;
+	 * once the candidate has all of its WAL it is demoted and the candidate
+	 * stops streaming, so the old primary can later follow the candidate's
+	 * new timeline without pg_rewind.
 	 */
 	{"switchover_candidate_has_all_wal", S::Draining,         S::Demoted,         S::Secondary,     S::PreparePromotion, SwitchoverCandidateHasAllWal,   "the candidate received all the WAL of the draining primary: the old primary is demoted", "the candidate received all the WAL of the draining primary: it stops streaming and prepares its promotion"},
 
 	/*
-	 * Promotion, shared by switchover and failover.  The candidate is
-	 * promoted only when no node can write any more (PromoteCandidate: the
-	 * old primary reports a non-writable state, or the sync proof, or the
-	 * demote timeout); it opens for writes once it reports the promotion,
-	 * and an old primary still in demote_timeout is demoted then.
+	 * Election (docs/elections.md), when a primary with two or more standbys
+	 * is in demote_timeout: every healthy standby stops streaming and reports
+	 * its LSN; once every commit the old primary acknowledged is provably on
+	 * a participant (QuorumReported, or allow_data_loss), the participant
+	 * with the highest priority (then the most WAL) wins; it first fetches
+	 * what the most advanced participant has when it lacks it.
+	 */
+	{"election_report_lsn",              S::Secondary,        S::ReportLsn,       kNoPeer,          kNoPeer,             ElectionReportLsn,              "the old primary is in demote_timeout: the standby stops streaming and reports its LSN for the election", nullptr},
+	{"election_report_lsn",              S::Catchingup,       S::ReportLsn,       kNoPeer,          kNoPeer,             ElectionReportLsn,              "the old primary is in demote_timeout: the standby stops streaming and reports its LSN for the election", nullptr},
+	{"election_winner",                  S::ReportLsn,        S::PreparePromotion,kNoPeer,          kNoPeer,             ElectionWinnerPromotes,         "every acknowledged commit is on a participant: the winner has the most advanced WAL and prepares its promotion", nullptr},
+	{"election_winner",                  S::ReportLsn,        S::FastForward,     kNoPeer,          kNoPeer,             ElectionWinnerFastForwards,     "every acknowledged commit is on a participant: the winner lacks WAL and fetches it from the most advanced participant", nullptr},
+	{"fast_forward_done",                S::FastForward,      S::PreparePromotion,kNoPeer,          kNoPeer,             FastForwardDone,                "the winner fetched the missing WAL and stopped: it prepares its promotion", nullptr},
+
+	/*
+	 * Promotion, shared by switchover, failover and election.  The candidate
+	 * is promoted only when no node can write any more (PromoteCandidate:
+	 * the old primary reports a non-writable state, or the sync proof, or the
+	 * demote timeout while it does not report); it opens for writes once it
+	 * reports the promotion, and an old primary still in demote_timeout is
+	 * demoted then.
 	 */
 	{"promote_candidate",                S::PreparePromotion, S::StopReplication, kNoPeer,          kNoPeer,             PromoteCandidate,               "the candidate stopped replication and the old primary provably cannot write: promote it", nullptr},
 	{"candidate_promoted",               S::StopReplication,  S::WaitPrimary,     S::DemoteTimeout, S::Demoted,          CandidatePromoted,              "the candidate was promoted: it opens for writes without synchronous replication", "the candidate was promoted: the old primary is demoted and rewinds from it"},
 
 	/*
-	 * Rejoin.  The demoted old primary follows the new primary once that one
-	 * runs (settled, healthy), or enters maintenance when the operator asked
-	 * for it (enable_maintenance of a primary).
+	 * Rejoin.  A demoted old primary the operator dropped leaves; otherwise
+	 * it follows the new primary once that one runs (settled, healthy), or
+	 * enters maintenance when the operator asked for it.  Election losers
+	 * follow the new primary and become secondary once caught up.
 	 */
+	{"old_primary_dropped",              S::Demoted,          S::Dropped,         kNoPeer,          kNoPeer,             OldPrimaryDropped,              "the old primary the operator dropped was handed over: it leaves the group", nullptr},
 	{"old_primary_rejoins",              S::Demoted,          S::Catchingup,      kNoPeer,          kNoPeer,             OldPrimaryRejoins,              "the demoted old primary follows the new primary", nullptr},
 	{"old_primary_rejoins",              S::Demoted,          S::Maintenance,     kNoPeer,          kNoPeer,             OldPrimaryRejoinsInMaintenance, "the demoted old primary enters the maintenance the operator asked for", nullptr},
+	{"election_loser_joins",             S::ReportLsn,        S::JoinSecondary,   kNoPeer,          kNoPeer,             ElectionLoserJoins,             "the new primary runs: an election participant that did not win follows it", nullptr},
+	{"join_secondary_caught_up",         S::JoinSecondary,    S::Secondary,       kNoPeer,          kNoPeer,             JoinSecondaryCaughtUp,          "the election loser is within the lag threshold on the new primary's timeline: it counts for quorum", nullptr},
 
 	/*
 	 * Standby side.  A waiting node initializes once the primary is ready; it
@@ -573,174 +650,6 @@ Exported()
 		return e;
 	}();
 	return *exported;
-}
-
-/* MakeAssignment builds the assignment of `node` from its current assigned state to `to`. */
-Assignment
-MakeAssignment(const NodeView &node, NodeState to, const char *rule, std::string description)
-{
-	Assignment a;
-	a.node_id = node.node_id;
-	a.from = node.assigned;
-	a.to = to;
-	a.rule = rule;
-	a.description = std::move(description);
-	return a;
-}
-
-/* Index of node_id in nodes; nodes.size() when absent. */
-std::size_t
-IndexOf(const std::vector<NodeView> &nodes, int64_t node_id)
-{
-	for (std::size_t i = 0; i < nodes.size(); i++)
-		if (nodes[i].node_id == node_id)
-			return i;
-	return nodes.size();
-}
-
-std::vector<NodeView>
-SortedNodes(const GroupView &group)
-{
-	std::vector<NodeView> nodes = group.nodes;
-	std::stable_sort(nodes.begin(), nodes.end(),
-					 [](const NodeView &a, const NodeView &b) { return a.node_id < b.node_id; });
-	return nodes;
-}
-
-/* ---- Operator requests (docs/failover.md) ---- */
-
-[[noreturn]] void
-Refuse(const std::string &message, const std::string &detail, const std::string &hint)
-{
-	throw Error(sqlstate::kObjectNotInPrerequisiteState, message, detail, hint);
-}
-
-/* FindNode returns the member named `name`; throws 42704 when the group has none. */
-const NodeView &
-FindNode(const GroupView &group, const std::vector<NodeView> &nodes, const std::string &name)
-{
-	for (const auto &n : nodes)
-		if (n.name == name && n.assigned != S::Dropped)
-			return n;
-	throw Error(sqlstate::kUndefinedObject, "node \"" + name + "\" is not a member of " + GroupLabel(group), "",
-				"pg_autopilot.show_state() lists the nodes.");
-}
-
-/* InRoleChange tells whether state `s` belongs to a switchover, failover or election under way. */
-bool
-InRoleChange(NodeState s)
-{
-	switch (s) {
-	case S::Draining:
-	case S::DemoteTimeout:
-	case S::Demoted:
-	case S::PreparePromotion:
-	case S::StopReplication:
-	case S::ReportLsn:
-	case S::FastForward:
-	case S::JoinSecondary:
-	case S::PrepareMaintenance:
-	case S::WaitMaintenance:
-		return true;
-	default:
-		return false;
-	}
-}
-
-/*
- * RequireNoOperation refuses `what` when an operation is under way: some
- * member is in a role-change state, or has not reported its assigned state
- * yet.  A standby that is down (unhealthy, not in a role change) does not
- * count: it blocks nothing by itself, and the checks that follow explain
- * better why it cannot take over.
- */
-void
-RequireNoOperation(const GroupView &group, const std::vector<NodeView> &nodes, const std::string &what)
-{
-	for (const auto &n : nodes) {
-		if (n.assigned == S::Dropped)
-			continue;
-		bool changing = InRoleChange(n.assigned) || InRoleChange(n.reported);
-		if (!changing && (n.reported == n.assigned || !n.healthy))
-			continue;
-		Refuse("cannot " + what + ": an operation is in progress in " + GroupLabel(group),
-			   "Node " + Label(n) + " is assigned " + StateName(n.assigned) + " and reports " + StateName(n.reported) +
-				   ".",
-			   "Wait until every node reports its assigned state (pg_autopilot.show_state()), then retry.");
-	}
-}
-
-/* WhyNotCandidate explains in a sentence why `n` cannot take over from `primary` (IsCandidate is false). */
-std::string
-WhyNotCandidate(const NodeView &n, const NodeView &primary)
-{
-	std::string who = "Node " + Label(n);
-	if (n.assigned == S::Maintenance || n.wants_maintenance)
-		return who + " is in maintenance.";
-	if (!n.healthy)
-		return who + " is unhealthy.";
-	if (!Settled(n, S::Secondary))
-		return who + " is assigned " + StateName(n.assigned) + " and reports " + StateName(n.reported) +
-			   ", not secondary.";
-	if (n.candidate_priority <= 0)
-		return who + " has candidate_priority 0.";
-	if (n.timeline != primary.timeline)
-		return who + " is on timeline " + std::to_string(n.timeline) + ", the primary on timeline " +
-			   std::to_string(primary.timeline) + ".";
-	return who + " qualifies.";
-}
-
-/*
- * RequirePrimary returns the settled primary for `what`; refuses when there
- * is none, it is not settled `primary` (single: nobody to switch to;
- * wait_primary: no synchronous secondary yet), or — unless allow_unhealthy —
- * it is unhealthy.
- */
-const NodeView &
-RequirePrimary(const GroupView &group, const std::vector<NodeView> &nodes, const std::string &what,
-			   bool allow_unhealthy)
-{
-	const NodeView *p = FindPrimary(group, nodes);
-	if (p == nullptr)
-		Refuse("cannot " + what + ": " + GroupLabel(group) + " has no primary", "No node is assigned a writable state.",
-			   "Wait until the group has a primary, then retry.");
-	if (p->assigned == S::Single)
-		Refuse("cannot " + what + ": " + GroupLabel(group) + " has no standby", "Primary " + Label(*p) + " runs alone.",
-			   "Add a standby and wait until it is secondary.");
-	if (p->assigned == S::WaitPrimary) {
-		std::string detail;
-		for (const auto &n : nodes)
-			if (n.node_id != p->node_id && n.assigned != S::Dropped)
-				detail += (detail.empty() ? "" : " ") + WhyNotCandidate(n, *p);
-		Refuse("cannot " + what + ": no healthy secondary of " + GroupLabel(group) + " can take over from " + Label(*p),
-			   detail.empty() ? "The primary has no standby." : detail,
-			   "Wait until a standby is secondary and healthy, then retry.");
-	}
-	if (!Settled(*p, S::Primary))
-		Refuse("cannot " + what + ": primary " + Label(*p) + " is in state " + StateName(p->assigned),
-			   "A switchover or failover starts from a primary with a synchronous secondary.",
-			   "Wait until a standby is secondary and the primary reports primary, then retry.");
-	if (!allow_unhealthy && !p->healthy)
-		Refuse("cannot " + what + ": primary " + Label(*p) + " is unhealthy",
-			   "An unhealthy primary cannot drain cleanly.",
-			   "Use pg_autopilot.perform_failover() to fail over from an unreachable primary.");
-	return *p;
-}
-
-/* RequireCandidate returns BestCandidate for `what`, refusing with each standby's reason when there is none. */
-const NodeView &
-RequireCandidate(const GroupView &group, const std::vector<NodeView> &nodes, const NodeView &primary,
-				 const std::string &what)
-{
-	const NodeView *c = BestCandidate(nodes, primary, nullptr);
-	if (c != nullptr)
-		return *c;
-	std::string detail;
-	for (const auto &n : nodes)
-		if (n.node_id != primary.node_id && n.assigned != S::Dropped)
-			detail += (detail.empty() ? "" : " ") + WhyNotCandidate(n, primary);
-	Refuse("cannot " + what + ": no healthy secondary of " + GroupLabel(group) + " can take over", detail,
-		   "Wait until a standby is secondary and healthy, with candidate_priority > 0 and not in maintenance.");
 }
 
 } // namespace
@@ -808,6 +717,11 @@ ProceedGroup(const GroupView &group)
 	return out;
 }
 
+/*
+ * InitialState: any number of standbys per group (issue 4): the elections
+ * and the generalised proofs (docs/elections.md) no longer assume that the
+ * candidate is the only other node.
+ */
 Assignment
 InitialState(const GroupView &group, int64_t new_node_id, const std::string &new_node_name)
 {
@@ -828,18 +742,6 @@ InitialState(const GroupView &group, int64_t new_node_id, const std::string &new
 		a.description = label + " is the first node of " + where + ": it runs as single";
 		return a;
 	}
-	/*
-	 * One primary and one standby per group until elections exist (issue 4):
-	 * the failover proofs and the keeper's login-fence lift assume the
-	 * candidate is the only other node, so a third member would make
-	 * automatic failover unsafe.
-	 */
-	if (others.size() >= 2)
-		throw Error(sqlstate::kObjectNotInPrerequisiteState,
-					"cannot register " + label + ": " + where + " already has two nodes",
-					"pg_autopilot supports one primary and one standby per group for now; a third node would make "
-					"automatic failover unsafe.",
-					"Register the node in another formation (pg_autopilot.formation).");
 	const NodeView *primary = FindPrimary(group, others);
 	if (primary == nullptr)
 		throw Error(sqlstate::kObjectNotInPrerequisiteState, "no primary in " + where + " to follow",
@@ -855,181 +757,7 @@ InitialState(const GroupView &group, int64_t new_node_id, const std::string &new
 std::string
 SynchronousStandbyNames(const GroupView &group)
 {
-	const NodeView *primary = FindPrimary(group, group.nodes);
-	if (primary == nullptr || (primary->assigned != S::Primary && primary->assigned != S::ApplySettings))
-		return "";
-
-	/*
-	 * Every quorum node but the primary is listed, healthy or not: with
-	 * number_sync_standbys >= 1 a lost standby must stay in the list so that
-	 * commits wait for it instead of being acknowledged by the primary alone.
-	 */
-	std::vector<const NodeView *> quorum;
-	for (const auto &n : group.nodes)
-		if (n.node_id != primary->node_id && n.replication_quorum && n.assigned != S::Dropped)
-			quorum.push_back(&n);
-	if (quorum.empty())
-		return "";
-	std::sort(quorum.begin(), quorum.end(), [](const NodeView *a, const NodeView *b) {
-		if (a->candidate_priority != b->candidate_priority)
-			return a->candidate_priority > b->candidate_priority;
-		return a->node_id < b->node_id;
-	});
-
-	std::string out = "ANY " + std::to_string(std::max(group.number_sync_standbys, 1)) + " (";
-	for (std::size_t i = 0; i < quorum.size(); i++) {
-		if (i > 0)
-			out += ", ";
-		out += StandbyName(quorum[i]->node_id);
-	}
-	out += ")";
-	return out;
-}
-
-/*
- * Switchover: the settled, healthy primary drains (fast shutdown, re-exec as
- * a standby without upstream); switchover_candidate_has_all_wal and the
- * promotion rules do the rest.  Only the primary moves now, so a refusal
- * later is impossible and the candidate keeps streaming until it has all the
- * WAL.
- */
-std::vector<Assignment>
-Switchover(const GroupView &group)
-{
-	const std::string what = "perform a switchover";
-	std::vector<NodeView> nodes = SortedNodes(group);
-	RequireNoOperation(group, nodes, what);
-	const NodeView &p = RequirePrimary(group, nodes, what, false);
-	const NodeView &c = RequireCandidate(group, nodes, p, what);
-	return {MakeAssignment(p, S::Draining, "switchover",
-						   "switchover requested: primary " + Label(p) + " drains, " + Label(c) + " takes over")};
-}
-
-/*
- * Failover (operator-forced): like Switchover, but also when the primary is
- * unhealthy, and without waiting for the candidate to have all the WAL (a
- * candidate lagging behind a primary in wait_primary may lose commits: the
- * operator asked for it).  The primary goes to demote_timeout, not draining:
- * draining waits for the old primary to report a clean shutdown and for the
- * candidate to receive its WAL, which never happens when the primary is
- * down or isolated.  demote_timeout instead goes through promote_candidate's
- * proofs — its keeper demotes it and reports so (confirmed down), or the
- * sync proof, or the demote timeout — so the candidate is never promoted
- * while the old primary may still acknowledge commits.  The candidate
- * stops streaming at once (prepare_promotion).
- */
-std::vector<Assignment>
-Failover(const GroupView &group)
-{
-	const std::string what = "perform a failover";
-	std::vector<NodeView> nodes = SortedNodes(group);
-	RequireNoOperation(group, nodes, what);
-	const NodeView &p = RequirePrimary(group, nodes, what, true);
-	const NodeView &c = RequireCandidate(group, nodes, p, what);
-	return {
-		MakeAssignment(p, S::DemoteTimeout, "failover",
-					   "failover requested: primary " + Label(p) + " must stop writing, " + Label(c) + " takes over"),
-		MakeAssignment(c, S::PreparePromotion, "failover",
-					   "failover requested: " + Label(c) + " stops streaming and prepares its promotion")};
-}
-
-/*
- * Promotion: a switchover towards node_name.  The node must be the one
- * switchover_candidate_has_all_wal will pick (BestCandidate: with two nodes
- * the only standby; with more, the highest candidate_priority) and within
- * promote_lag_threshold_bytes of the primary.  Returns nothing when the node
- * already is the primary (the caller tells the operator).
- */
-std::vector<Assignment>
-Promotion(const GroupView &group, const std::string &node_name)
-{
-	std::vector<NodeView> nodes = SortedNodes(group);
-	const NodeView &target = FindNode(group, nodes, node_name);
-	if (IsWritableState(target.assigned))
-		return {};
-	const std::string what = "promote node " + Label(target);
-	RequireNoOperation(group, nodes, what);
-	const NodeView *primary = FindPrimary(group, nodes);
-	if (primary != nullptr && !IsCandidate(target, *primary))
-		Refuse("cannot " + what + ": it is not a healthy secondary that may be promoted",
-			   WhyNotCandidate(target, *primary),
-			   "Wait until the node is secondary and healthy, with candidate_priority > 0 and not in maintenance.");
-	const NodeView &p = RequirePrimary(group, nodes, what, false);
-	uint64_t lag = lsn::LagBytes(p.lsn, target.lsn);
-	if (lag > group.promote_lag_threshold_bytes)
-		Refuse("cannot " + what + ": it is " + std::to_string(lag) + " bytes behind primary " + Label(p),
-			   "The promotion lag threshold is " + std::to_string(group.promote_lag_threshold_bytes) + " bytes.",
-			   "Wait until the node has caught up, then retry.");
-	const NodeView &best = RequireCandidate(group, nodes, p, what);
-	if (best.node_id != target.node_id)
-		Refuse("cannot " + what + ": " + Label(best) + " would be chosen instead",
-			   "The candidate with the highest candidate_priority (then the most advanced LSN) takes over.",
-			   "Raise the candidate_priority of the node above the other standbys', then retry.");
-	return {MakeAssignment(p, S::Draining, "promotion",
-						   "promotion of " + Label(target) + " requested: primary " + Label(p) + " drains")};
-}
-
-/*
- * EnableMaintenance: a standby (assigned and reporting secondary or
- * catchingup) goes to maintenance at once; the primary starts a switchover
- * (rule name maintenance_switchover) and ends in maintenance through
- * old_primary_rejoins.  The caller stores wants_maintenance = true on the
- * node for every accepted request: that flag is what sends the old primary
- * to maintenance and keeps the node from ever being a candidate.
- */
-std::vector<Assignment>
-EnableMaintenance(const GroupView &group, const std::string &node_name)
-{
-	std::vector<NodeView> nodes = SortedNodes(group);
-	const NodeView &node = FindNode(group, nodes, node_name);
-	const std::string what = "enable maintenance of node " + Label(node);
-	if (node.assigned == S::Maintenance)
-		Refuse("cannot " + what + ": it is already in maintenance", "",
-			   "pg_autopilot.disable_maintenance() ends the maintenance.");
-	if (node.wants_maintenance)
-		Refuse("cannot " + what + ": its maintenance is already being prepared",
-			   "The node is assigned " + std::string(StateName(node.assigned)) + ".",
-			   "Wait until the node reports maintenance.");
-	if (IsWritableState(node.assigned)) {
-		RequireNoOperation(group, nodes, what);
-		const NodeView &p = RequirePrimary(group, nodes, what, false);
-		const NodeView &c = RequireCandidate(group, nodes, p, what);
-		return {MakeAssignment(p, S::Draining, "maintenance_switchover",
-							   "maintenance of primary " + Label(p) + " requested: it drains, " + Label(c) +
-								   " takes over")};
-	}
-	/* A standby may be the candidate of a switchover under way: never take it away then. */
-	for (const auto &n : nodes)
-		if (n.assigned != S::Dropped && (InRoleChange(n.assigned) || InRoleChange(n.reported)))
-			Refuse("cannot " + what + ": an operation is in progress in " + GroupLabel(group),
-				   "Node " + Label(n) + " is assigned " + StateName(n.assigned) + " and reports " +
-					   StateName(n.reported) + ".",
-				   "Wait until the operation is over (pg_autopilot.show_state()), then retry.");
-	if (FindPrimary(group, nodes) == nullptr)
-		Refuse("cannot " + what + ": " + GroupLabel(group) + " has no primary", "No node is assigned a writable state.",
-			   "Wait until the group has a primary, then retry.");
-	auto standby_state = [](NodeState s) { return s == S::Secondary || s == S::Catchingup; };
-	if (!standby_state(node.assigned) || !standby_state(node.reported))
-		Refuse("cannot " + what + ": it is assigned " + StateName(node.assigned) + " and reports " +
-				   StateName(node.reported),
-			   "Only the primary or a standby in state secondary or catchingup can enter maintenance.",
-			   "Wait until the node reports secondary or catchingup, then retry.");
-	return {MakeAssignment(node, S::Maintenance, "maintenance_enabled",
-						   "maintenance of standby " + Label(node) + " requested: automation leaves it alone")};
-}
-
-/* DisableMaintenance: maintenance → catchingup.  The caller clears wants_maintenance. */
-std::vector<Assignment>
-DisableMaintenance(const GroupView &group, const std::string &node_name)
-{
-	std::vector<NodeView> nodes = SortedNodes(group);
-	const NodeView &node = FindNode(group, nodes, node_name);
-	if (node.assigned != S::Maintenance)
-		Refuse("cannot disable maintenance of node " + Label(node) + ": it is not in maintenance",
-			   "The node is assigned " + std::string(StateName(node.assigned)) + ".",
-			   node.wants_maintenance ? "Wait until the node reports maintenance, then retry." : "");
-	return {MakeAssignment(node, S::Catchingup, "maintenance_disabled",
-						   "maintenance of " + Label(node) + " ended: it catches up with the primary")};
+	return SyncNamesOf(group, group.nodes, FindPrimary(group, group.nodes));
 }
 
 std::string

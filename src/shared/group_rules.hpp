@@ -39,10 +39,32 @@ struct NodeView {
 	bool restarting = false;        /* its keeper announced a clean shutdown within restart_grace */
 	/* Issue 4 (docs/elections.md). */
 	bool reported_since_assigned = false; /* a node_active call arrived after the current goal was assigned */
-	std::string applied_sync_names;       /* synchronous_standby_names the node reports it runs with */
-	std::string told_sync_names;          /* synchronous_standby_names node_active last returned to it */
-	bool promotion_target = false;        /* perform_promotion named this node: it, not BestCandidate, takes over */
-	bool allow_data_loss = false;         /* set on an old primary by perform_failover(allow_data_loss => true) */
+	/*
+	 * applied_sync_names: the synchronous_standby_names the node reported in
+	 * its last node_active call (the value it runs with; '' on a standby).
+	 * told_sync_names: the synchronous_standby_names value returned by that
+	 * same last node_active call (the one that also returned last_told); ''
+	 * before any call.  The keeper may apply the told value right after its
+	 * last report, so the proofs check both; settings_changed compares the
+	 * told value with SynchronousStandbyNames(group).
+	 */
+	std::string applied_sync_names;
+	std::string told_sync_names;
+	bool promotion_target = false; /* perform_promotion named this node: it, not BestCandidate, takes over */
+	/*
+	 * allow_data_loss: set on the primary by perform_failover(allow_data_loss
+	 * => true) (the caller puts the argument into the primary's view before
+	 * calling Failover and stores it with the accepted request); the monitor
+	 * clears it when the node leaves demote_timeout.  Read by the rules only
+	 * while the node is assigned demote_timeout.
+	 */
+	bool allow_data_loss = false;
+	/*
+	 * wants_drop: drop_node was accepted for this node while it was the
+	 * primary (DropNode); it is switched or failed over first and then goes
+	 * demoted → dropped (rule old_primary_dropped).  Never a candidate.
+	 */
+	bool wants_drop = false;
 };
 
 struct GroupView {
@@ -95,8 +117,8 @@ std::vector<Assignment> ProceedGroup(const GroupView &group);
 /*
  * InitialState is the goal of a node that registers into `group` (which does
  * not contain it yet): single for the first node, wait_standby when a primary
- * exists.  Throws Error (55000) when the group has nodes but no primary to
- * follow, with a hint to retry.
+ * exists (any number of standbys).  Throws Error (55000) when the group has
+ * nodes but no primary to follow, with a hint to retry.
  */
 Assignment InitialState(const GroupView &group, int64_t new_node_id, const std::string &new_node_name);
 
@@ -116,10 +138,96 @@ std::string SynchronousStandbyNames(const GroupView &group);
  * the request must be refused; the caller then changes nothing.
  */
 std::vector<Assignment> Switchover(const GroupView &group);
-std::vector<Assignment> Failover(const GroupView &group); /* operator-forced */
+/*
+ * Failover (operator-forced).  One standby: primary → demote_timeout and the
+ * standby → prepare_promotion; two or more: primary → demote_timeout only,
+ * the election rules do the rest.  Reads the primary's allow_data_loss (the
+ * caller sets it from the request's argument): a wait_primary is failed over
+ * only with allow_data_loss when number_sync_standbys ≥ 1.
+ */
+std::vector<Assignment> Failover(const GroupView &group);
+/*
+ * Promotion: a switchover towards node_name (any healthy secondary with
+ * candidate_priority > 0 within promote_lag_threshold).  The caller sets
+ * promotion_target on that node when it stores the accepted request and
+ * clears it when the node is assigned a writable state or the operation ends.
+ */
 std::vector<Assignment> Promotion(const GroupView &group, const std::string &node_name);
 std::vector<Assignment> EnableMaintenance(const GroupView &group, const std::string &node_name);
 std::vector<Assignment> DisableMaintenance(const GroupView &group, const std::string &node_name);
+
+/*
+ * DropNode removes node_name from the group (rule name drop_node).
+ * * A standby (any state but the ones below) → dropped at once; its keeper
+ *   reports dropped and idles, then the monitor deletes the row (at once
+ *   with force).  Refused (55000) while it is the candidate of an operation
+ *   in progress (prepare_promotion, stop_replication, fast_forward) or an
+ *   old primary that may still write (draining, demote_timeout); without
+ *   force also while it takes part in an operation (report_lsn,
+ *   join_secondary, demoted, ...), hint: retry later or force.
+ * * The primary: alone (single) → dropped.  Otherwise like perform_switchover
+ *   (settled healthy primary: → draining) or perform_failover (unhealthy or
+ *   unsettled: → demote_timeout, plus the candidate → prepare_promotion with
+ *   one standby); refused (55000) when no standby can take over.  The caller
+ *   sets wants_drop on the node; rule old_primary_dropped then moves it
+ *   demoted → dropped once a candidate was promoted.
+ * Unknown node: 42704.  The caller lowers number_sync_standbys afterwards
+ * when it exceeds MaxNumberSyncStandbys of the groups without the node.
+ */
+std::vector<Assignment> DropNode(const GroupView &group, const std::string &node_name, bool force);
+
+/*
+ * QuorumStandbyCount: the group's non-dropped nodes with replication_quorum
+ * on, other than its primary (the node assigned a writable state, else the
+ * old primary assigned draining/demote_timeout).
+ */
+int QuorumStandbyCount(const GroupView &group);
+
+/*
+ * MaxNumberSyncStandbys: the largest number_sync_standbys every group with
+ * at least one node accepts, min(QuorumStandbyCount − 1) and ≥ 0; INT_MAX
+ * when no group has a node.  For drop_node's automatic lowering.
+ */
+int MaxNumberSyncStandbys(const std::vector<GroupView> &groups);
+
+/*
+ * ValidateNumberSyncStandbys: n < 0 → 22023; n > 0 and n + 1 > the quorum
+ * standbys of some group with nodes (QuorumStandbyCount) → 55000 with the
+ * counts in the detail.  `groups` are every group of the formation (their
+ * number_sync_standbys is ignored).
+ */
+void ValidateNumberSyncStandbys(const std::vector<GroupView> &groups, int n);
+
+/*
+ * ValidateReplicationQuorum: turning replication_quorum of node_name to
+ * `quorum` is refused (55000) when number_sync_standbys > 0 and it would
+ * leave fewer than number_sync_standbys + 1 quorum standbys; unknown node
+ * 42704.  Turning it on, or off on the primary, is always accepted.
+ */
+void ValidateReplicationQuorum(const GroupView &group, const std::string &node_name, bool quorum);
+
+/* ValidateCandidatePriority: priority outside 0..100 → 22023; unknown node → 42704. */
+void ValidateCandidatePriority(const GroupView &group, const std::string &node_name, int priority);
+
+/*
+ * QuorumReported (docs/elections.md) tells whether every commit old primary
+ * `old_primary_id` can have acknowledged is on a *stopped* node: for its
+ * applied and its told synchronous_standby_names (each parsed by
+ * ParseSyncNames), at least |ids| − k + 1 of the named nodes are stopped.
+ * False when either value is '' or cannot be parsed, or the node is unknown.
+ */
+bool QuorumReported(const GroupView &group, int64_t old_primary_id);
+
+/*
+ * ParseSyncNames parses a synchronous_standby_names value: 'ANY k (a, b)',
+ * 'FIRST k (a, b)', 'k (a, b)' and the plain list 'a, b' (= FIRST 1); for
+ * the proofs FIRST k is as good as ANY k (a commit waits for k of the
+ * names).  Names may be double-quoted; unquoted names compare
+ * case-insensitively.  On success sets *k and the node ids named
+ * pg_autopilot_node_<id> (other names are counted in *others: they can
+ * acknowledge but are never stopped).  False for '', '*' or anything else.
+ */
+bool ParseSyncNames(const std::string &value, int *k, std::vector<int64_t> *ids, int *others);
 
 /*
  * FastForwardUpstream: for a node assigned fast_forward, the id of the

@@ -113,6 +113,59 @@ constexpr KeeperTransition kKeeperTransitions[] = {
 	{S::Secondary,        S::Maintenance,      A::None,            "the operator asked for maintenance: nothing to do, the operator owns the node"},
 	{S::Catchingup,       S::Maintenance,      A::None,            "the operator asked for maintenance: nothing to do, the operator owns the node"},
 	{S::Maintenance,      S::Catchingup,       A::FollowPrimary,   "maintenance ended: point primary_conninfo and the slot at the current primary and catch up"},
+
+	/*
+	 * Primary with N standbys (docs/elections.md): a node registered or the
+	 * synchronous names changed; the primary ensures slots and HBA for every
+	 * other node and applies the names (it stays synchronous meanwhile), then
+	 * returns to primary.  A primary in apply_settings can lose its last
+	 * standby, fail or be failed over while away like a primary.
+	 */
+	{S::Primary,          S::ApplySettings,    A::ApplySettings,   "a node registered or the settings changed: slots and HBA for every node, names from the monitor"},
+	{S::ApplySettings,    S::Primary,          A::EnableSyncRep,   "settings applied: keep synchronous_standby_names from the monitor"},
+	{S::ApplySettings,    S::WaitPrimary,      A::DisableSyncRep,  "no healthy quorum standby left: synchronous_standby_names = '' so writes keep flowing"},
+	{S::ApplySettings,    S::DemoteTimeout,    A::DemoteClean,     "failover: stop writes now with a fast shutdown and re-exec as a standby without upstream"},
+	{S::ApplySettings,    S::Demoted,          A::DemoteRewind,    "we were failed over while away: rewind from the new primary and restart as its standby"},
+
+	/*
+	 * Election, standbys: stop streaming for good and report the final LSN;
+	 * the winner fetches WAL it lacks from the most advanced participant
+	 * (upstream_*, no slot) and stops again, then is promoted as above; the
+	 * losers follow the new primary once it runs.
+	 */
+	{S::Secondary,        S::ReportLsn,        A::ReportLsn,       "election: primary_conninfo '' stops the walreceiver, wait until it stopped, report the final LSN"},
+	{S::Catchingup,       S::ReportLsn,        A::ReportLsn,       "election: primary_conninfo '' stops the walreceiver, wait until it stopped, report the final LSN"},
+	{S::ReportLsn,        S::PreparePromotion, A::StopReplication, "we won the election with the most WAL: make sure replication stays stopped, report"},
+	{S::ReportLsn,        S::FastForward,      A::FastForward,     "we won but lack WAL: stream from upstream_* until upstream_lsn, then stop and report"},
+	{S::FastForward,      S::PreparePromotion, A::StopReplication, "we have the missing WAL: make sure replication is stopped, report the final LSN"},
+	{S::ReportLsn,        S::JoinSecondary,    A::JoinNewPrimary,  "the election is over: point primary_conninfo and our slot at the new primary, report"},
+	{S::JoinSecondary,    S::Secondary,        A::None,            "caught up with the new primary: the monitor counts us for quorum"},
+	{S::JoinSecondary,    S::Catchingup,       A::FollowPrimary,   "reported unhealthy right after we joined: make sure we follow the current primary and catch up"},
+
+	/*
+	 * drop_node: whatever the node was doing, its keeper reports dropped,
+	 * persists it locally and idles (a writable node stays fenced); it never
+	 * registers again until its local state file is removed.
+	 */
+	{S::Init,             S::Dropped,          A::Dropped,         "dropped before we joined: report dropped and idle"},
+	{S::Single,           S::Dropped,          A::Dropped,         "the only node was dropped: report dropped and idle"},
+	{S::WaitPrimary,      S::Dropped,          A::Dropped,         "dropped: report dropped and idle (the login fence stays)"},
+	{S::Primary,          S::Dropped,          A::Dropped,         "dropped while away: report dropped and idle (the login fence stays)"},
+	{S::ApplySettings,    S::Dropped,          A::Dropped,         "dropped while away: report dropped and idle (the login fence stays)"},
+	{S::Draining,         S::Dropped,          A::Dropped,         "dropped after the handover: report dropped and idle"},
+	{S::DemoteTimeout,    S::Dropped,          A::Dropped,         "dropped after the failover: report dropped and idle"},
+	{S::Demoted,          S::Dropped,          A::Dropped,         "dropped after the handover: report dropped and idle"},
+	{S::WaitStandby,      S::Dropped,          A::Dropped,         "dropped before we cloned: report dropped and idle"},
+	{S::Catchingup,       S::Dropped,          A::Dropped,         "dropped: report dropped and idle"},
+	{S::Secondary,        S::Dropped,          A::Dropped,         "dropped: report dropped and idle"},
+	{S::PreparePromotion, S::Dropped,          A::Dropped,         "dropped: report dropped and idle"},
+	{S::StopReplication,  S::Dropped,          A::Dropped,         "dropped while away: report dropped and idle (the login fence stays)"},
+	{S::ReportLsn,        S::Dropped,          A::Dropped,         "dropped during an election: report dropped and idle"},
+	{S::FastForward,      S::Dropped,          A::Dropped,         "dropped during an election: report dropped and idle"},
+	{S::JoinSecondary,    S::Dropped,          A::Dropped,         "dropped after an election: report dropped and idle"},
+	{S::PrepareMaintenance, S::Dropped,        A::Dropped,         "dropped: report dropped and idle"},
+	{S::WaitMaintenance,  S::Dropped,          A::Dropped,         "dropped: report dropped and idle"},
+	{S::Maintenance,      S::Dropped,          A::Dropped,         "dropped in maintenance: report dropped and idle"},
 };
 // clang-format on
 
@@ -144,6 +197,16 @@ KeeperActionName(KeeperAction a) noexcept
 		return "stop_replication";
 	case KeeperAction::Promote:
 		return "promote";
+	case KeeperAction::ApplySettings:
+		return "apply_settings";
+	case KeeperAction::ReportLsn:
+		return "report_lsn";
+	case KeeperAction::FastForward:
+		return "fast_forward";
+	case KeeperAction::JoinNewPrimary:
+		return "join_new_primary";
+	case KeeperAction::Dropped:
+		return "dropped";
 	}
 	return "unknown";
 }

@@ -28,6 +28,12 @@ enum class KeeperAction : uint8_t {
 	DemoteRewind,    /* unplanned: shutdown + pg_rewind from the new primary in the pre-start hook + re-exec */
 	StopReplication, /* candidate: primary_conninfo '' so the walreceiver stops; report the final LSN */
 	Promote,         /* candidate: promote, wait for the end of recovery, immediate checkpoint */
+	/* Issue 4 (docs/elections.md). */
+	ApplySettings,  /* primary: slots + HBA for every other node, synchronous_standby_names from the monitor, report */
+	ReportLsn,      /* election: primary_conninfo '' (like StopReplication), wait until not streaming, report the LSN */
+	FastForward,    /* elected: stream from upstream_* (no slot) until upstream_lsn is received, then stop, report */
+	JoinNewPrimary, /* election loser: point primary_conninfo and the slot at the new primary, report */
+	Dropped,        /* removed from the formation: report dropped, persist it locally, then idle */
 };
 
 const char *KeeperActionName(KeeperAction a) noexcept;

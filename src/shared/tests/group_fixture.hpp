@@ -24,17 +24,33 @@ using Strings = std::vector<std::string>;
 
 /* Every (from, to) an operator request may assign; operator_test.cpp checks the requests stay within it. */
 inline const std::vector<std::pair<NodeState, NodeState>> kRequestEdges = {
-	{NodeState::Primary, NodeState::Draining},           /* switchover, promotion, maintenance_switchover */
-	{NodeState::Primary, NodeState::DemoteTimeout},      /* failover */
-	{NodeState::Secondary, NodeState::PreparePromotion}, /* failover */
-	{NodeState::Secondary, NodeState::Maintenance},      /* maintenance_enabled */
-	{NodeState::Catchingup, NodeState::Maintenance},     /* maintenance_enabled */
-	{NodeState::Maintenance, NodeState::Catchingup},     /* maintenance_disabled */
+	{NodeState::Primary, NodeState::Draining},            /* switchover, promotion, maintenance_switchover, drop_node */
+	{NodeState::Primary, NodeState::DemoteTimeout},       /* failover, drop_node */
+	{NodeState::WaitPrimary, NodeState::DemoteTimeout},   /* failover (allow_data_loss), drop_node */
+	{NodeState::ApplySettings, NodeState::DemoteTimeout}, /* drop_node of an unhealthy primary */
+	{NodeState::Secondary, NodeState::PreparePromotion},  /* failover, drop_node (one standby) */
+	{NodeState::Secondary, NodeState::Maintenance},       /* maintenance_enabled */
+	{NodeState::Catchingup, NodeState::Maintenance},      /* maintenance_enabled */
+	{NodeState::Maintenance, NodeState::Catchingup},      /* maintenance_disabled */
+	/* drop_node of a standby (force for the role-change states), or of the only node */
+	{NodeState::Single, NodeState::Dropped},
+	{NodeState::WaitPrimary, NodeState::Dropped}, /* the primary whose standbys were all dropped */
+	{NodeState::Primary, NodeState::Dropped},
+	{NodeState::ApplySettings, NodeState::Dropped},
+	{NodeState::WaitStandby, NodeState::Dropped},
+	{NodeState::Catchingup, NodeState::Dropped},
+	{NodeState::Secondary, NodeState::Dropped},
+	{NodeState::Maintenance, NodeState::Dropped},
+	{NodeState::ReportLsn, NodeState::Dropped},
+	{NodeState::JoinSecondary, NodeState::Dropped},
+	{NodeState::Demoted, NodeState::Dropped},
+	{NodeState::Init, NodeState::Dropped},
 };
 
 /* The rule names the operator requests write into the event log. */
 inline const char *const kRequestRuleNames[] = {
-	"switchover", "failover", "promotion", "maintenance_switchover", "maintenance_enabled", "maintenance_disabled"};
+	"switchover",           "failover", "promotion", "maintenance_switchover", "maintenance_enabled",
+	"maintenance_disabled", "drop_node"};
 
 class Group : public ::testing::Test {
   protected:
@@ -93,6 +109,7 @@ class Group : public ::testing::Test {
 				<< a.rule << ": no keeper row " << StateName(a.from) << " -> " << StateName(a.to);
 			n.assigned = a.to;
 			n.assigned_age_ms = 0;
+			n.reported_since_assigned = false;
 			out.push_back(std::to_string(a.node_id) + ":" + StateName(a.from) + "->" + StateName(a.to) + ":" + a.rule);
 		}
 		return out;
@@ -105,19 +122,33 @@ class Group : public ::testing::Test {
 		return Apply(ProceedGroup(g));
 	}
 
+	/*
+	 * Report: the keeper reached its goal and says so.  node_active records
+	 * the report and returns the goal and the names in the same call; a
+	 * primary runs the names it was told (applied = told = the current
+	 * SynchronousStandbyNames), a standby reports ''.
+	 */
 	void
 	Report(int64_t id)
 	{
-		/* node_active records the report and returns the goal in the same call. */
-		Node(id).reported = Node(id).assigned;
-		Node(id).last_told = Node(id).assigned;
+		NodeView &n = Node(id);
+		n.reported = n.last_told = n.assigned;
+		n.reported_since_assigned = true;
+		n.applied_sync_names = n.told_sync_names = IsWritableState(n.assigned) ? SynchronousStandbyNames(g) : "";
 	}
 
 	void
 	ReportAll()
 	{
 		for (auto &n : g.nodes)
-			n.reported = n.last_told = n.assigned;
+			Report(n.node_id);
+	}
+
+	/* TellNames: the primary `id` was told and applied the current names (its settings are in place). */
+	void
+	TellNames(int64_t id)
+	{
+		Node(id).applied_sync_names = Node(id).told_sync_names = SynchronousStandbyNames(g);
 	}
 
 	/* Brings node1 primary + node2 secondary to their steady state. */
@@ -143,9 +174,10 @@ class Group : public ::testing::Test {
 	}
 
 	/*
-	 * AddMember adds a third (or fourth) member in state s, as elections
-	 * (issue 4) will allow: registration refuses it today (InitialState), so
-	 * it is added directly to test how the rules treat it.
+	 * AddMember adds a member directly in state s (registration goes through
+	 * standby_joined and apply_settings; see the election tests), as if the
+	 * primary (node1 when it is writable) had already applied the resulting
+	 * names.
 	 */
 	void
 	AddMember(int64_t id, NodeState s)
@@ -157,6 +189,26 @@ class Group : public ::testing::Test {
 		n.timeline = 1;
 		n.streaming = true;
 		g.nodes.push_back(n);
+		for (auto &m : g.nodes)
+			if (IsWritableState(m.assigned))
+				TellNames(m.node_id);
+	}
+
+	/* FormGroup: node1 primary and nodes 2..count secondaries, registered one by one through the rules. */
+	void
+	FormGroup(int64_t count)
+	{
+		FormPair();
+		for (int64_t id = 3; id <= count; id++) {
+			Register(id, NodeState::WaitStandby);
+			for (int i = 0; i < 10; i++) {
+				Proceed();
+				ReportAll();
+			}
+			ASSERT_EQ(Node(id).assigned, NodeState::Secondary) << id;
+		}
+		ASSERT_EQ(Node(1).assigned, NodeState::Primary);
+		ASSERT_EQ(Proceed(), Strings{}) << "steady state";
 	}
 };
 

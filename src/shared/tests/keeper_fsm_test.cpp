@@ -93,7 +93,12 @@ TEST(KeeperFsm, ActionNamesAreLowerSnakeAndUnique)
 								KeeperAction::DemoteClean,
 								KeeperAction::DemoteRewind,
 								KeeperAction::StopReplication,
-								KeeperAction::Promote};
+								KeeperAction::Promote,
+								KeeperAction::ApplySettings,
+								KeeperAction::ReportLsn,
+								KeeperAction::FastForward,
+								KeeperAction::JoinNewPrimary,
+								KeeperAction::Dropped};
 	std::set<std::string> names;
 	for (KeeperAction a : all) {
 		std::string name = KeeperActionName(a);
@@ -104,4 +109,24 @@ TEST(KeeperFsm, ActionNamesAreLowerSnakeAndUnique)
 	}
 	EXPECT_STREQ(KeeperActionName(KeeperAction::InitStandby), "init_standby");
 	EXPECT_STREQ(KeeperActionName(KeeperAction::None), "none");
+}
+
+/* Issue 4 (docs/elections.md): every state can be dropped, and the election rows. */
+TEST(KeeperFsm, ElectionAndDropRows)
+{
+	for (const auto &info : kStates)
+		if (info.state != NodeState::Dropped) {
+			const KeeperTransition *t = FindKeeperTransition(info.state, NodeState::Dropped);
+			ASSERT_NE(t, nullptr) << info.label;
+			EXPECT_EQ(t->action, KeeperAction::Dropped) << info.label;
+		}
+	EXPECT_EQ(FindKeeperTransition(NodeState::Catchingup, NodeState::ReportLsn)->action, KeeperAction::ReportLsn);
+	EXPECT_EQ(FindKeeperTransition(NodeState::ReportLsn, NodeState::PreparePromotion)->action,
+			  KeeperAction::StopReplication);
+	EXPECT_EQ(FindKeeperTransition(NodeState::FastForward, NodeState::PreparePromotion)->action,
+			  KeeperAction::StopReplication);
+	EXPECT_EQ(FindKeeperTransition(NodeState::JoinSecondary, NodeState::Secondary)->action, KeeperAction::None);
+	EXPECT_EQ(FindKeeperTransition(NodeState::ApplySettings, NodeState::DemoteTimeout)->action,
+			  KeeperAction::DemoteClean);
+	EXPECT_STREQ(KeeperActionName(KeeperAction::JoinNewPrimary), "join_new_primary");
 }

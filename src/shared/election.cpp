@@ -1,0 +1,520 @@
+/*
+ * src/shared/election.cpp — the failover half of the monitor's rules: the
+ * proofs (QuorumReported, CannotWrite), primary_failed, the election of
+ * docs/elections.md (report_lsn → winner → fast_forward → promotion, losers
+ * join the new primary) and promote_candidate (pure zone).
+ *
+ * Safety in one line (docs/elections.md): nothing is promoted until the old
+ * primary cannot write (CannotWrite), and nothing is elected until every
+ * acknowledged commit is on a participant (QuorumReported), or the operator
+ * explicitly allowed data loss.  The predicates are rows of kGroupRules in
+ * group_rules.cpp; they read the working copy of the group (Ctx) and never
+ * modify it.  No server headers; nothing here throws but std::bad_alloc.
+ */
+#include <algorithm>
+#include <cctype>
+#include <set>
+
+#include "group_rules.hpp"
+#include "group_rules_internal.hpp"
+#include "lsn.hpp"
+
+namespace autopilot::fsm {
+
+namespace detail {
+
+namespace {
+
+/* Ahead: a's (timeline, lsn) is beyond b's — it holds WAL b lacks. */
+bool
+Ahead(const NodeView &a, const NodeView &b)
+{
+	return a.timeline != b.timeline ? a.timeline > b.timeline : a.lsn > b.lsn;
+}
+
+/* A node that takes part in an operation as its chosen candidate: no new winner while one exists. */
+bool
+IsChosenCandidate(NodeState s)
+{
+	return s == S::PreparePromotion || s == S::StopReplication || s == S::FastForward;
+}
+
+bool
+AnyChosenCandidate(const std::vector<NodeView> &nodes)
+{
+	return std::any_of(nodes.begin(), nodes.end(), [](const NodeView &n) { return IsChosenCandidate(n.assigned); });
+}
+
+/* The old primary of an election: the first node assigned demote_timeout (a switchover drains instead). */
+const NodeView *
+ElectionOldPrimary(const std::vector<NodeView> &nodes)
+{
+	for (const auto &n : nodes)
+		if (n.assigned == S::DemoteTimeout)
+			return &n;
+	return nullptr;
+}
+
+/*
+ * MostAdvancedParticipant: among participants (settled report_lsn), the
+ * highest (timeline, lsn), lowest id among equals; nullptr when none.
+ * Unhealthy participants count: their WAL is on their disk, and the
+ * acknowledged commits may be there only (QuorumReported counts them too).
+ */
+const NodeView *
+MostAdvancedParticipant(const std::vector<NodeView> &nodes)
+{
+	const NodeView *best = nullptr;
+	for (const auto &n : nodes)
+		if (Settled(n, S::ReportLsn) && (best == nullptr || Ahead(n, *best)))
+			best = &n; /* nodes are sorted by id: ties keep the lowest id */
+	return best;
+}
+
+/* The outcome of an election, when one can be decided now. */
+struct Election {
+	const NodeView *old = nullptr;
+	const NodeView *most_advanced = nullptr;
+	const NodeView *winner = nullptr;
+	std::string rpo; /* why no acknowledged commit is lost, for the event */
+};
+
+/*
+ * DecideElection: the election can be decided (docs/elections.md step 3)
+ * when no node may write or was chosen yet, an old primary is in
+ * demote_timeout, every healthy standby takes part (election_report_lsn
+ * moved it) and every healthy node assigned report_lsn has reported it,
+ * the RPO proof holds (QuorumReported; or the old primary ran without
+ * synchronous standbys and number_sync_standbys = 0; or the operator forced
+ * the failover with allow_data_loss), an eligible participant exists, and
+ * the most advanced participant is within promote_lag_threshold of the old
+ * primary's last reported LSN (not checked with allow_data_loss).
+ */
+bool
+DecideElection(const Ctx &ctx, Election *e)
+{
+	if (ctx.primary != nullptr || AnyChosenCandidate(ctx.nodes))
+		return false;
+	e->old = ElectionOldPrimary(ctx.nodes);
+	if (e->old == nullptr)
+		return false;
+	for (const auto &n : ctx.nodes) {
+		if (n.assigned == S::ReportLsn && n.healthy && n.reported != S::ReportLsn)
+			return false; /* a slow but healthy participant is waited for */
+		bool standby = n.reported == S::Secondary || n.reported == S::Catchingup;
+		if (n.healthy && standby && (n.assigned == S::Secondary || n.assigned == S::Catchingup))
+			return false; /* election_report_lsn has yet to move it: every reachable standby takes part */
+	}
+	const NodeView &old = *e->old;
+	std::string missing;
+	if (QuorumReportedIn(ctx.nodes, old, &missing))
+		e->rpo = "every commit it acknowledged is on a participant";
+	else if (ctx.group.number_sync_standbys == 0 && (old.applied_sync_names.empty() || old.told_sync_names.empty()))
+		e->rpo = "it ran without synchronous standbys and number_sync_standbys is 0 (commits it acknowledged alone "
+				 "may be lost)";
+	else if (old.allow_data_loss)
+		e->rpo = "the operator allowed data loss (" + missing + ")";
+	else
+		return false;
+	e->most_advanced = MostAdvancedParticipant(ctx.nodes);
+	if (e->most_advanced == nullptr)
+		return false;
+	if (!old.allow_data_loss && lsn::LagBytes(old.lsn, e->most_advanced->lsn) > ctx.group.promote_lag_threshold_bytes)
+		return false;
+	for (const auto &n : ctx.nodes) {
+		if (!Settled(n, S::ReportLsn) || !n.healthy || n.candidate_priority <= 0 || n.wants_maintenance || n.wants_drop)
+			continue;
+		const NodeView *w = e->winner;
+		if (w == nullptr || n.candidate_priority > w->candidate_priority ||
+			(n.candidate_priority == w->candidate_priority && Ahead(n, *w)))
+			e->winner = &n; /* ties keep the lowest id */
+	}
+	return e->winner != nullptr;
+}
+
+std::string
+Position(const NodeView &n)
+{
+	return "timeline " + std::to_string(n.timeline) + " lsn " + lsn::FormatLsn(n.lsn);
+}
+
+} // namespace
+
+bool
+Stopped(const NodeView &n)
+{
+	return (Settled(n, S::ReportLsn) || Settled(n, S::FastForward) || Settled(n, S::PreparePromotion)) && !n.streaming;
+}
+
+/*
+ * QuorumReportedIn: for both the applied and the told names of `old`, at
+ * least m − k + 1 of the m named standbys are stopped (pigeonhole: a commit
+ * acknowledged under `ANY k` is on k of them, so on a stopped one; and the
+ * fewer than k that still run cannot acknowledge a new commit).  Names that
+ * are not pg_autopilot_node_<id> count as members that never stop.  At least
+ * one stopped node is always required.
+ */
+bool
+QuorumReportedIn(const std::vector<NodeView> &nodes, const NodeView &old, std::string *why)
+{
+	for (const std::string *value : {&old.applied_sync_names, &old.told_sync_names}) {
+		const char *which = value == &old.applied_sync_names ? "applied" : "told";
+		if (value->empty()) {
+			*why = "its " + std::string(which) + " synchronous_standby_names is empty: it acknowledged commits alone";
+			return false;
+		}
+		int k = 0;
+		int others = 0;
+		std::vector<int64_t> ids;
+		if (!ParseSyncNames(*value, &k, &ids, &others)) {
+			*why = "its " + std::string(which) + " synchronous_standby_names '" + *value + "' cannot be parsed";
+			return false;
+		}
+		int members = static_cast<int>(ids.size()) + others;
+		int stopped = 0;
+		for (int64_t id : ids)
+			for (const auto &n : nodes)
+				if (n.node_id == id && n.node_id != old.node_id && Stopped(n))
+					stopped++;
+		int need = std::max(1, members - k + 1);
+		if (stopped < need) {
+			*why = std::to_string(stopped) + " of the " + std::to_string(members) + " standbys of its " + which + " '" +
+				   *value + "' stopped, " + std::to_string(need) + " needed";
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * CannotWrite tells whether old primary `old` (assigned draining or
+ * demote_timeout) provably can no longer acknowledge a commit; on true `why`
+ * names the proof (docs/failover.md, docs/elections.md):
+ *
+ * 1. confirmed down: it reports a state in which it cannot write (MayWrite)
+ *    — its keeper demoted it or restarted it as a standby.
+ * 2. sync proof: it last reported `primary` and the call that carried that
+ *    report told it `primary` (had it been told wait_primary or
+ *    apply_settings it may run other names), and QuorumReported holds for
+ *    its applied and told names: fewer than k named standbys still run, so
+ *    no commit can be acknowledged.  Stopped standbys cleared
+ *    primary_conninfo and do not reconnect.
+ * 3. timeout: it has been assigned demote_timeout for
+ *    primary_demote_timeout_ms, longer than the keeper's fence_timeout, so
+ *    an isolated primary has fenced itself by now — unless it reported since
+ *    it was assigned demote_timeout: its keeper reaches the monitor, so it
+ *    is not isolated and did not fence itself (it reports a non-writable
+ *    state once its demotion is done, proof 1).
+ */
+bool
+CannotWrite(const Ctx &ctx, const NodeView &old, std::string *why)
+{
+	if (!MayWrite(old.reported)) {
+		*why = "it reports " + std::string(StateName(old.reported));
+		return true;
+	}
+	std::string missing;
+	if (old.reported == S::Primary && old.last_told == S::Primary && QuorumReportedIn(ctx.nodes, old, &missing)) {
+		*why = "it was a synchronous primary and too few of its synchronous standbys stream from it to acknowledge a "
+			   "commit";
+		return true;
+	}
+	if (old.assigned == S::DemoteTimeout && old.assigned_age_ms >= ctx.group.primary_demote_timeout_ms &&
+		!old.reported_since_assigned) {
+		*why = "it has been in demote_timeout for " + std::to_string(old.assigned_age_ms) + " ms, at least the " +
+			   std::to_string(ctx.group.primary_demote_timeout_ms) + " ms of primary_demote_timeout";
+		return true;
+	}
+	return false;
+}
+
+/*
+ * primary_failed: the primary (assigned primary, apply_settings, or
+ * wait_primary when number_sync_standbys = 0) is unhealthy and a candidate
+ * qualifies (BestCandidate within promote_lag_threshold_bytes of its last
+ * reported LSN).  The primary goes to demote_timeout (its keeper, if it
+ * still runs and reaches us, demotes it).  With exactly one standby that
+ * candidate moves too (prepare_promotion: it stops streaming), as in
+ * docs/failover.md; with two or more no peer moves and the election rules
+ * choose the winner.
+ *
+ * Not while the primary is `restarting` (a planned restart keeps its role
+ * until restart_grace lapses).  Never from wait_primary with
+ * number_sync_standbys ≥ 1: it acknowledged commits alone, which its
+ * standbys may lack (DESIGN §6.2); perform_failover(allow_data_loss) can.
+ */
+bool
+PrimaryFailed(const Ctx &ctx, const NodeView &node, Firing *fire)
+{
+	if (node.healthy || node.restarting)
+		return false;
+	if (node.assigned == S::WaitPrimary && ctx.group.number_sync_standbys >= 1)
+		return false;
+	const NodeView *c = BestCandidate(ctx.nodes, node, &ctx.group.promote_lag_threshold_bytes);
+	if (c == nullptr)
+		return false;
+	uint64_t lag = lsn::LagBytes(node.lsn, c->lsn);
+	if (Standbys(ctx.nodes, node) >= 2) {
+		fire->description = "primary " + Label(node) + " is unhealthy: it must stop writing, its standbys elect a " +
+							"new primary (" + Label(*c) + " could win, " + std::to_string(lag) + " bytes behind)";
+		return true;
+	}
+	fire->description = "primary " + Label(node) + " is unhealthy: it must stop writing, " + Label(*c) + " (" +
+						std::to_string(lag) + " bytes behind) prepares its promotion";
+	fire->peer = c;
+	fire->peer_description = Label(*c) + " is the candidate of unhealthy primary " + Label(node) +
+							 ": it stops streaming and prepares its promotion";
+	return true;
+}
+
+/*
+ * election_report_lsn: an old primary is in demote_timeout, no node may
+ * write and no candidate was chosen yet (the two-node path chose one with
+ * primary_failed): every healthy secondary or catching-up standby stops
+ * streaming and reports its final LSN.  A standby that becomes healthy later
+ * joins the same way while no winner exists.
+ */
+bool
+ElectionReportLsn(const Ctx &ctx, const NodeView &node, Firing *fire)
+{
+	if (!node.healthy || ctx.primary != nullptr || AnyChosenCandidate(ctx.nodes))
+		return false;
+	/*
+	 * Its keeper must run as a streaming standby (not still cloning, in
+	 * maintenance or demoted): until it reports secondary or catchingup it is
+	 * simply not stopped, which QuorumReported accounts for.
+	 */
+	if (node.reported != S::Secondary && node.reported != S::Catchingup)
+		return false;
+	const NodeView *old = ElectionOldPrimary(ctx.nodes);
+	if (old == nullptr)
+		return false;
+	fire->description = "old primary " + Label(*old) + " is in demote_timeout: " + Label(node) +
+						" stops streaming and reports its last LSN for the election";
+	return true;
+}
+
+/* election_winner (→ prepare_promotion): the winner has the most advanced WAL of the participants. */
+bool
+ElectionWinnerPromotes(const Ctx &ctx, const NodeView &node, Firing *fire)
+{
+	Election e;
+	if (!DecideElection(ctx, &e) || e.winner->node_id != node.node_id || Ahead(*e.most_advanced, node))
+		return false;
+	fire->description = Label(node) + " wins the election after old primary " + Label(*e.old) + " (" + e.rpo +
+						"), with the most advanced WAL (" + Position(node) + "): it prepares its promotion";
+	return true;
+}
+
+/* election_winner (→ fast_forward): the winner lacks WAL the most advanced participant has. */
+bool
+ElectionWinnerFastForwards(const Ctx &ctx, const NodeView &node, Firing *fire)
+{
+	Election e;
+	if (!DecideElection(ctx, &e) || e.winner->node_id != node.node_id || !Ahead(*e.most_advanced, node))
+		return false;
+	fire->description = Label(node) + " wins the election after old primary " + Label(*e.old) + " (" + e.rpo +
+						"), but " + Label(*e.most_advanced) + " is ahead (" + Position(*e.most_advanced) + " against " +
+						Position(node) + "): it fetches the missing WAL first";
+	return true;
+}
+
+/*
+ * fast_forward_done: the winner fetched the missing WAL (settled
+ * fast_forward, not streaming, no participant ahead of it) and no node may
+ * write: it prepares its promotion like a winner that had everything.
+ */
+bool
+FastForwardDone(const Ctx &ctx, const NodeView &node, Firing *fire)
+{
+	if (!Settled(node, S::FastForward) || node.streaming || ctx.primary != nullptr)
+		return false;
+	const NodeView *top = MostAdvancedParticipant(ctx.nodes);
+	if (top != nullptr && Ahead(*top, node))
+		return false;
+	fire->description =
+		Label(node) + " fetched the missing WAL (" + Position(node) + ") and stopped: it prepares its promotion";
+	return true;
+}
+
+/*
+ * promote_candidate: the candidate stopped replication (settled
+ * prepare_promotion) and may now be promoted: no node is assigned a writable
+ * state, and every old primary still assigned draining or demote_timeout
+ * provably cannot write (CannotWrite).  Old primaries already assigned
+ * demoted were proven earlier.
+ */
+bool
+PromoteCandidate(const Ctx &ctx, const NodeView &node, Firing *fire)
+{
+	if (!Settled(node, S::PreparePromotion) || ctx.primary != nullptr)
+		return false;
+	std::string proofs;
+	for (const auto &n : ctx.nodes) {
+		if (n.node_id == node.node_id || (n.assigned != S::Draining && n.assigned != S::DemoteTimeout))
+			continue;
+		std::string why;
+		if (!CannotWrite(ctx, n, &why))
+			return false;
+		proofs += "; old primary " + Label(n) + " cannot write: " + why;
+	}
+	fire->description = Label(node) + " stopped replication and no node can write" + proofs + ": it is promoted";
+	return true;
+}
+
+/* election_loser_joins: the new primary runs; a participant that did not win follows it. */
+bool
+ElectionLoserJoins(const Ctx &ctx, const NodeView &node, Firing *fire)
+{
+	if (!Settled(node, S::ReportLsn) || !NewPrimaryReady(ctx))
+		return false;
+	fire->description = "election over: " + Label(node) + " follows new primary " + Label(*ctx.primary);
+	return true;
+}
+
+} // namespace detail
+
+bool
+ParseSyncNames(const std::string &value, int *k, std::vector<int64_t> *ids, int *others)
+{
+	std::size_t i = 0;
+	const std::size_t n = value.size();
+	auto skip_space = [&] {
+		while (i < n && std::isspace(static_cast<unsigned char>(value[i])))
+			i++;
+	};
+	auto is_ident = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '$'; };
+	auto lower = [](std::string s) {
+		for (auto &c : s)
+			c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+		return s;
+	};
+
+	ids->clear();
+	*others = 0;
+	*k = 1;
+	skip_space();
+	if (i == n)
+		return false;
+
+	/* Optional "ANY k (" / "FIRST k (" / "k (": otherwise a plain list (FIRST 1). */
+	bool parens = false;
+	std::size_t save = i;
+	std::size_t word_end = i;
+	while (word_end < n && std::isalpha(static_cast<unsigned char>(value[word_end])))
+		word_end++;
+	std::string word = lower(value.substr(i, word_end - i));
+	if (word == "any" || word == "first") {
+		i = word_end;
+		skip_space();
+		if (i == n || !std::isdigit(static_cast<unsigned char>(value[i])))
+			i = save; /* a standby named "any": plain list */
+	}
+	if (i < n && std::isdigit(static_cast<unsigned char>(value[i]))) {
+		std::size_t digits = i;
+		while (digits < n && std::isdigit(static_cast<unsigned char>(value[digits])))
+			digits++;
+		std::size_t after = digits;
+		while (after < n && std::isspace(static_cast<unsigned char>(value[after])))
+			after++;
+		if (after < n && value[after] == '(') {
+			if (digits - i > 6)
+				return false;
+			*k = std::stoi(value.substr(i, digits - i));
+			if (*k < 1)
+				return false;
+			i = after + 1;
+			parens = true;
+		} else if (i != save) {
+			return false; /* "ANY 2" without a list */
+		} else {
+			i = save; /* a plain list whose first name starts with a digit */
+		}
+	} else if (i != save) {
+		return false;
+	}
+
+	std::set<int64_t> seen;
+	const std::string prefix = "pg_autopilot_node_";
+	for (;;) {
+		skip_space();
+		std::string name;
+		bool quoted = false;
+		if (i < n && value[i] == '"') {
+			quoted = true;
+			i++;
+			for (;;) {
+				if (i == n)
+					return false;
+				if (value[i] == '"') {
+					if (i + 1 < n && value[i + 1] == '"') {
+						name += '"';
+						i += 2;
+						continue;
+					}
+					i++;
+					break;
+				}
+				name += value[i++];
+			}
+		} else {
+			while (i < n && is_ident(value[i]))
+				name += value[i++];
+			name = lower(name);
+		}
+		if (name.empty() && !quoted)
+			return false; /* '*', an empty element or garbage */
+		bool ours = name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0 &&
+					name.size() - prefix.size() <= 18 &&
+					std::all_of(name.begin() + static_cast<std::ptrdiff_t>(prefix.size()), name.end(),
+								[](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+		if (ours) {
+			int64_t id = std::stoll(name.substr(prefix.size()));
+			if (seen.insert(id).second)
+				ids->push_back(id);
+		} else {
+			(*others)++;
+		}
+		skip_space();
+		if (i < n && value[i] == ',') {
+			i++;
+			continue;
+		}
+		break;
+	}
+	if (parens) {
+		if (i == n || value[i] != ')')
+			return false;
+		i++;
+		skip_space();
+	}
+	return i == n;
+}
+
+bool
+QuorumReported(const GroupView &group, int64_t old_primary_id)
+{
+	std::vector<NodeView> nodes = detail::SortedNodes(group);
+	std::size_t at = detail::IndexOf(nodes, old_primary_id);
+	if (at == nodes.size())
+		return false;
+	std::string why;
+	return detail::QuorumReportedIn(nodes, nodes[at], &why);
+}
+
+bool
+FastForwardUpstream(const GroupView &group, int64_t node_id, int64_t *upstream_id, uint64_t *upstream_lsn)
+{
+	std::vector<NodeView> nodes = detail::SortedNodes(group);
+	std::size_t at = detail::IndexOf(nodes, node_id);
+	if (at == nodes.size() || nodes[at].assigned != NodeState::FastForward)
+		return false;
+	const NodeView *top = detail::MostAdvancedParticipant(nodes);
+	if (top == nullptr)
+		return false;
+	*upstream_id = top->node_id;
+	*upstream_lsn = top->lsn;
+	return true;
+}
+
+} // namespace autopilot::fsm

@@ -1,0 +1,532 @@
+/*
+ * src/shared/tests/election_rules_test.cpp — any number of standbys
+ * (docs/elections.md): the primary side (standby_joined from primary,
+ * apply_settings, settings_changed), the election (report_lsn, winner,
+ * fast_forward, losers joining), its proofs (QuorumReported, the refused
+ * timeout proof, wait_primary with number_sync_standbys >= 1), the requests
+ * with N standbys (failover, switchover, drop_node) and the settings
+ * validations, driven through ProceedGroup like the monitor does.
+ */
+#include <gtest/gtest.h>
+
+#include <climits>
+#include <string>
+#include <vector>
+
+#include "error.hpp"
+#include "group_rules.hpp"
+#include "keeper_fsm.hpp"
+
+#include "group_fixture.hpp"
+
+using namespace autopilot::fsm;
+using namespace autopilot::fsm::testing;
+
+namespace {
+
+constexpr const char *k55000 = "55000";
+constexpr const char *k42704 = "42704";
+constexpr const char *k22023 = "22023";
+
+/* Election fixture: node1 primary, nodes 2..n secondaries, all at lsn 1000. */
+class Election : public Group {
+  protected:
+	void
+	Form(int64_t n)
+	{
+		FormGroup(n);
+		for (auto &m : g.nodes)
+			m.lsn = 1000;
+	}
+
+	/* The standbys' keepers did ReportLsn: stopped, reporting their LSN. */
+	void
+	ReportLsn(int64_t id, uint64_t lsn)
+	{
+		ASSERT_EQ(Node(id).assigned, NodeState::ReportLsn);
+		Report(id);
+		Node(id).streaming = false;
+		Node(id).lsn = lsn;
+	}
+
+	/* Kill the primary: it goes demote_timeout, every healthy secondary report_lsn. */
+	void
+	KillPrimary()
+	{
+		Node(1).healthy = false;
+		Strings expect = {"1:primary->demote_timeout:primary_failed"};
+		for (const auto &n : g.nodes)
+			if (n.node_id != 1 && n.healthy)
+				expect.push_back(std::to_string(n.node_id) + ":secondary->report_lsn:election_report_lsn");
+		ASSERT_EQ(Proceed(), expect);
+	}
+};
+
+} // namespace
+
+TEST_F(Group, ThirdNodeJoinsThroughApplySettings)
+{
+	FormPair();
+	TellNames(1);
+	EXPECT_EQ(SynchronousStandbyNames(g), "ANY 1 (pg_autopilot_node_2)");
+	Register(3, NodeState::WaitStandby);
+	EXPECT_EQ(Proceed(), Strings{"1:primary->apply_settings:standby_joined"});
+	EXPECT_EQ(SynchronousStandbyNames(g), "ANY 1 (pg_autopilot_node_2, pg_autopilot_node_3)")
+		<< "the primary keeps synchronous replication while it applies the settings";
+	EXPECT_EQ(FindKeeperTransition(NodeState::Primary, NodeState::ApplySettings)->action, KeeperAction::ApplySettings);
+	Report(3);
+	EXPECT_EQ(Proceed(), Strings{}) << "the primary has not reported apply_settings yet";
+	Report(1);
+	EXPECT_EQ(Proceed(), (Strings{"3:wait_standby->catchingup:standby_can_init",
+								  "1:apply_settings->primary:primary_settings_applied"}))
+		<< "the primary returns to primary once no node waits any more";
+	EXPECT_EQ(FindKeeperTransition(NodeState::ApplySettings, NodeState::Primary)->action, KeeperAction::EnableSyncRep);
+	ReportAll();
+	EXPECT_EQ(Proceed(), Strings{"3:catchingup->secondary:standby_caught_up"});
+	ReportAll();
+	EXPECT_EQ(Proceed(), Strings{}) << "steady state";
+}
+
+TEST_F(Group, SettingsChangedReappliesTheNames)
+{
+	FormGroup(3);
+	EXPECT_EQ(SynchronousStandbyNames(g), "ANY 1 (pg_autopilot_node_2, pg_autopilot_node_3)");
+	g.number_sync_standbys = 1;
+	EXPECT_EQ(Proceed(), Strings{}) << "the names did not change";
+	Node(3).candidate_priority = 90;
+	EXPECT_EQ(Proceed(), Strings{"1:primary->apply_settings:settings_changed"});
+	auto again = ProceedGroup(g);
+	EXPECT_TRUE(again.empty()) << "the primary has not reported apply_settings yet";
+	Node(1).reported = NodeState::ApplySettings; /* reported, but told the old names */
+	EXPECT_EQ(Proceed(), Strings{}) << "it was not told the current names yet";
+	Report(1);
+	EXPECT_EQ(Proceed(), Strings{"1:apply_settings->primary:primary_settings_applied"});
+	Report(1);
+	EXPECT_EQ(Node(1).told_sync_names, "ANY 1 (pg_autopilot_node_3, pg_autopilot_node_2)");
+	EXPECT_EQ(Proceed(), Strings{});
+
+	/* Settings applied while the primary was last told wait_primary are not compared. */
+	Node(3).replication_quorum = false;
+	Node(1).last_told = NodeState::WaitPrimary;
+	EXPECT_EQ(Proceed(), Strings{});
+	Node(1).last_told = NodeState::Primary;
+	EXPECT_EQ(Proceed(), Strings{"1:primary->apply_settings:settings_changed"});
+}
+
+TEST_F(Election, ThreeNodesPrimaryKilledEveryoneReportsAndTheBestWins)
+{
+	Form(3);
+	Node(3).candidate_priority = 90;
+	KillPrimary();
+	EXPECT_EQ(FindKeeperTransition(NodeState::Secondary, NodeState::ReportLsn)->action, KeeperAction::ReportLsn);
+	EXPECT_EQ(SynchronousStandbyNames(g), "");
+
+	ReportLsn(2, 1000);
+	EXPECT_EQ(Proceed(), Strings{}) << "node3 is healthy and has not reported: it is waited for";
+	ReportLsn(3, 1000);
+	auto win = ProceedGroup(g);
+	ASSERT_EQ(win.size(), 1u);
+	EXPECT_NE(win[0].description.find("every commit it acknowledged is on a participant"), std::string::npos)
+		<< win[0].description;
+	EXPECT_EQ(Apply(win), Strings{"3:report_lsn->prepare_promotion:election_winner"})
+		<< "equal LSNs: the highest priority wins";
+	EXPECT_EQ(Proceed(), Strings{}) << "node3 has not reported prepare_promotion";
+	Report(3);
+	Node(3).streaming = false;
+	auto promote = ProceedGroup(g);
+	ASSERT_EQ(promote.size(), 1u);
+	EXPECT_NE(promote[0].description.find("synchronous primary"), std::string::npos) << promote[0].description;
+	EXPECT_EQ(Apply(promote), Strings{"3:prepare_promotion->stop_replication:promote_candidate"});
+	Report(3);
+	Node(3).timeline = 2;
+	EXPECT_EQ(Proceed(), (Strings{"3:stop_replication->wait_primary:candidate_promoted",
+								  "1:demote_timeout->demoted:candidate_promoted"}));
+	EXPECT_EQ(Proceed(), Strings{}) << "node3 has not reported wait_primary";
+	Report(3);
+	EXPECT_EQ(Proceed(), Strings{"2:report_lsn->join_secondary:election_loser_joins"});
+	EXPECT_EQ(FindKeeperTransition(NodeState::ReportLsn, NodeState::JoinSecondary)->action,
+			  KeeperAction::JoinNewPrimary);
+	Report(2);
+	Node(2).streaming = true;
+	EXPECT_EQ(Proceed(), Strings{}) << "still on the old timeline";
+	Node(2).timeline = 2;
+	EXPECT_EQ(Proceed(), Strings{"2:join_secondary->secondary:join_secondary_caught_up"});
+	Report(2);
+	EXPECT_EQ(Proceed(), Strings{"3:wait_primary->primary:primary_gains_sync_standby"});
+}
+
+TEST_F(Election, PriorityZeroNeverWinsAndALaggingWinnerFastForwards)
+{
+	Form(4);
+	Node(2).candidate_priority = 0;
+	Node(3).candidate_priority = 90;
+	Node(4).candidate_priority = 50;
+	KillPrimary();
+	ReportLsn(2, 1300); /* most advanced, but priority 0 */
+	ReportLsn(3, 1100); /* highest priority, lagging */
+	ReportLsn(4, 1300);
+	EXPECT_EQ(Proceed(), Strings{"3:report_lsn->fast_forward:election_winner"});
+	int64_t up = 0;
+	uint64_t up_lsn = 0;
+	ASSERT_TRUE(FastForwardUpstream(g, 3, &up, &up_lsn));
+	EXPECT_EQ(up, 2) << "the most advanced participant, lowest id among equals";
+	EXPECT_EQ(up_lsn, 1300u);
+	EXPECT_FALSE(FastForwardUpstream(g, 4, &up, &up_lsn)) << "node4 is not in fast_forward";
+	EXPECT_EQ(FindKeeperTransition(NodeState::ReportLsn, NodeState::FastForward)->action, KeeperAction::FastForward);
+
+	Report(3);
+	Node(3).streaming = true;
+	Node(3).lsn = 1300;
+	EXPECT_EQ(Proceed(), Strings{}) << "still streaming from its upstream";
+	Node(3).streaming = false;
+	Node(3).lsn = 1200;
+	EXPECT_EQ(Proceed(), Strings{}) << "still lacks WAL";
+	Node(3).lsn = 1300;
+	EXPECT_EQ(Proceed(), Strings{"3:fast_forward->prepare_promotion:fast_forward_done"});
+	Report(3);
+	EXPECT_EQ(Proceed(), Strings{"3:prepare_promotion->stop_replication:promote_candidate"});
+}
+
+TEST_F(Election, NoEligibleParticipantMeansNoWinner)
+{
+	Form(3);
+	KillPrimary();
+	ReportLsn(2, 1000);
+	ReportLsn(3, 1000);
+	Node(2).candidate_priority = 0;
+	Node(3).candidate_priority = 0;
+	EXPECT_EQ(Proceed(), Strings{}) << "priority 0 is never promoted";
+	Node(3).candidate_priority = 10;
+	Node(3).wants_maintenance = true;
+	EXPECT_EQ(Proceed(), Strings{});
+	Node(3).wants_maintenance = false;
+	Node(3).healthy = false;
+	EXPECT_EQ(Proceed(), Strings{}) << "an unhealthy participant does not win";
+	Node(3).healthy = true;
+	Node(3).lsn = 1000 - 1; /* lag threshold is checked against the most advanced participant */
+	EXPECT_EQ(Proceed(), Strings{"3:report_lsn->fast_forward:election_winner"});
+}
+
+TEST_F(Election, MostAdvancedTooFarBehindTheOldPrimaryBlocks)
+{
+	Form(3);
+	KillPrimary();
+	Node(1).lsn = 1000 + g.promote_lag_threshold_bytes + 1;
+	ReportLsn(2, 1000);
+	ReportLsn(3, 1000);
+	EXPECT_EQ(Proceed(), Strings{});
+	Node(1).allow_data_loss = true;
+	EXPECT_EQ(Proceed(), Strings{"2:report_lsn->prepare_promotion:election_winner"});
+}
+
+/*
+ * Missing quorum reports block the election: with 'ANY 1 (node2, node3)'
+ * a commit may be on node3 only.  allow_data_loss unblocks the election but
+ * never CannotWrite: the promotion still waits for a proof.
+ */
+TEST_F(Election, MissingQuorumReportsBlockTheElectionUnlessDataLossIsAllowed)
+{
+	Form(3);
+	Node(3).healthy = false; /* lost together with the primary */
+	Node(1).healthy = false;
+	EXPECT_EQ(Proceed(),
+			  (Strings{"1:primary->demote_timeout:primary_failed", "2:secondary->report_lsn:election_report_lsn"}));
+	ReportLsn(2, 1000);
+	EXPECT_FALSE(QuorumReported(g, 1));
+	EXPECT_EQ(Proceed(), Strings{}) << "node3 may hold acknowledged commits";
+	Node(1).assigned_age_ms = g.primary_demote_timeout_ms * 10;
+	EXPECT_EQ(Proceed(), Strings{}) << "time does not prove where the commits are";
+
+	/* node3 comes back, stops and reports: the election proceeds. */
+	Node(3).healthy = true;
+	EXPECT_EQ(Proceed(), Strings{"3:secondary->report_lsn:election_report_lsn"});
+	ReportLsn(3, 1000);
+	EXPECT_TRUE(QuorumReported(g, 1));
+	EXPECT_EQ(Proceed(), Strings{"2:report_lsn->prepare_promotion:election_winner"});
+}
+
+TEST_F(Election, AllowDataLossUnblocksTheElectionButNeverCannotWrite)
+{
+	Form(3);
+	Node(3).healthy = false;
+	Node(1).healthy = false;
+	Proceed();
+	ReportLsn(2, 1000);
+	EXPECT_EQ(Proceed(), Strings{});
+	Node(1).allow_data_loss = true;
+	auto win = ProceedGroup(g);
+	ASSERT_EQ(win.size(), 1u);
+	EXPECT_NE(win[0].description.find("allowed data loss"), std::string::npos) << win[0].description;
+	EXPECT_EQ(Apply(win), Strings{"2:report_lsn->prepare_promotion:election_winner"});
+	Report(2);
+	Node(2).streaming = false;
+	EXPECT_EQ(Proceed(), Strings{}) << "node3 may still acknowledge for node1: no sync proof";
+	Node(1).assigned_age_ms = g.primary_demote_timeout_ms;
+	EXPECT_EQ(Proceed(), Strings{"2:prepare_promotion->stop_replication:promote_candidate"}) << "timeout proof";
+}
+
+/* With number_sync_standbys = 0 a primary that ran without synchronous names has nothing to wait for. */
+TEST_F(Election, EmptyNamesElectOnlyWithNumberSyncStandbysZero)
+{
+	Form(3);
+	Node(1).applied_sync_names = Node(1).told_sync_names = "";
+	g.number_sync_standbys = 1;
+	KillPrimary();
+	ReportLsn(2, 1000);
+	ReportLsn(3, 1000);
+	EXPECT_EQ(Proceed(), Strings{}) << "it may have acknowledged commits alone";
+	g.number_sync_standbys = 0;
+	EXPECT_EQ(Proceed(), Strings{"2:report_lsn->prepare_promotion:election_winner"});
+}
+
+TEST_F(Election, TimeoutProofRefusedWhenTheOldPrimaryReportedSinceAssigned)
+{
+	Form(3);
+	Node(1).applied_sync_names = "garbage ((";
+	KillPrimary();
+	ReportLsn(2, 1000);
+	ReportLsn(3, 1000);
+	Node(1).allow_data_loss = true; /* the names cannot be parsed: no RPO proof, no sync proof */
+	EXPECT_EQ(Proceed(), Strings{"2:report_lsn->prepare_promotion:election_winner"});
+	Report(2);
+	Node(2).streaming = false;
+	/* node1's keeper reached the monitor after being told demote_timeout, still reporting primary. */
+	Node(1).reported_since_assigned = true;
+	Node(1).assigned_age_ms = g.primary_demote_timeout_ms * 2;
+	EXPECT_EQ(Proceed(), Strings{}) << "it is not isolated: it did not fence itself";
+	Node(1).reported = NodeState::DemoteTimeout; /* its demotion is done */
+	EXPECT_EQ(Proceed(), Strings{"2:prepare_promotion->stop_replication:promote_candidate"});
+}
+
+TEST_F(Election, TwoNodeTimeoutProofAlsoRefusedWhenReportedSinceAssigned)
+{
+	FormPair();
+	Node(1).assigned = Node(1).reported = NodeState::WaitPrimary;
+	Node(1).healthy = false;
+	Proceed();
+	Report(2);
+	Node(2).streaming = false;
+	Node(1).assigned_age_ms = g.primary_demote_timeout_ms;
+	Node(1).reported_since_assigned = true;
+	EXPECT_EQ(Proceed(), Strings{});
+	Node(1).reported_since_assigned = false;
+	EXPECT_EQ(Proceed(), Strings{"2:prepare_promotion->stop_replication:promote_candidate"});
+}
+
+TEST_F(Election, NoAutomaticFailoverFromWaitPrimaryWithNumberSyncStandbys)
+{
+	for (int64_t size : {2, 3}) {
+		g.nodes.clear();
+		g.number_sync_standbys = 1;
+		Form(size);
+		Node(1).assigned = Node(1).reported = NodeState::WaitPrimary;
+		for (auto &n : g.nodes)
+			n.replication_quorum = n.node_id == 1; /* asynchronous standbys: it stays wait_primary */
+		Node(1).healthy = false;
+		EXPECT_EQ(Proceed(), Strings{}) << size << " nodes: wait_primary acknowledged commits alone";
+		g.number_sync_standbys = 0;
+		EXPECT_EQ(Proceed().size(), static_cast<std::size_t>(size)) << "with 0 it is failed over";
+	}
+}
+
+TEST_F(Election, PrimaryInApplySettingsIsFailedOverWithoutSyncProof)
+{
+	Form(3);
+	Node(3).candidate_priority = 90;
+	Proceed();
+	Node(1).assigned = NodeState::ApplySettings;
+	Report(1);
+	Node(1).healthy = false;
+	EXPECT_EQ(Proceed(),
+			  (Strings{"1:apply_settings->demote_timeout:primary_failed", "2:secondary->report_lsn:election_report_lsn",
+					   "3:secondary->report_lsn:election_report_lsn"}));
+	ReportLsn(2, 1000);
+	ReportLsn(3, 1000);
+	EXPECT_EQ(Proceed(), Strings{"3:report_lsn->prepare_promotion:election_winner"});
+	Report(3);
+	Node(3).streaming = false;
+	EXPECT_EQ(Proceed(), Strings{}) << "no sync proof while it was in apply_settings";
+	Node(1).assigned_age_ms = g.primary_demote_timeout_ms;
+	EXPECT_EQ(Proceed(), Strings{"3:prepare_promotion->stop_replication:promote_candidate"});
+}
+
+TEST_F(Election, ParseSyncNames)
+{
+	int k = 0;
+	int others = 0;
+	std::vector<int64_t> ids;
+	EXPECT_TRUE(ParseSyncNames("ANY 2 (pg_autopilot_node_3, pg_autopilot_node_12)", &k, &ids, &others));
+	EXPECT_EQ(k, 2);
+	EXPECT_EQ(ids, (std::vector<int64_t>{3, 12}));
+	EXPECT_EQ(others, 0);
+	EXPECT_TRUE(ParseSyncNames("  first 1 ( \"pg_autopilot_node_4\" , Pg_Autopilot_Node_5,x)  ", &k, &ids, &others));
+	EXPECT_EQ(k, 1);
+	EXPECT_EQ(ids, (std::vector<int64_t>{4, 5}));
+	EXPECT_EQ(others, 1);
+	EXPECT_TRUE(ParseSyncNames("3 (a, b, c)", &k, &ids, &others));
+	EXPECT_EQ(k, 3);
+	EXPECT_EQ(others, 3);
+	EXPECT_TRUE(ParseSyncNames("pg_autopilot_node_7, any", &k, &ids, &others));
+	EXPECT_EQ(k, 1);
+	EXPECT_EQ(ids, (std::vector<int64_t>{7}));
+	EXPECT_EQ(others, 1);
+	EXPECT_TRUE(ParseSyncNames("\"PG_AUTOPILOT_NODE_7\"", &k, &ids, &others));
+	EXPECT_EQ(others, 1) << "a quoted name is case-sensitive";
+	for (const char *bad : {"", "   ", "*", "ANY 0 (a)", "ANY 1 (a", "ANY 1 a", "ANY (a)", "a,", "ANY 1 (*)",
+							"ANY 1 (a) b", "\"a", "ANY 9999999 (a)"})
+		EXPECT_FALSE(ParseSyncNames(bad, &k, &ids, &others)) << bad;
+}
+
+TEST_F(Election, FailoverRequestWithSeveralStandbysMovesOnlyThePrimary)
+{
+	Form(3);
+	EXPECT_EQ(Apply(Failover(g)), Strings{"1:primary->demote_timeout:failover"});
+	EXPECT_EQ(Proceed(),
+			  (Strings{"2:secondary->report_lsn:election_report_lsn", "3:secondary->report_lsn:election_report_lsn"}));
+	ReportLsn(2, 1000);
+	ReportLsn(3, 1000);
+	Report(1); /* the healthy old primary demoted itself */
+	EXPECT_EQ(Proceed(), Strings{"2:report_lsn->prepare_promotion:election_winner"});
+	Report(2);
+	auto promote = ProceedGroup(g);
+	ASSERT_EQ(promote.size(), 1u);
+	EXPECT_NE(promote[0].description.find("it reports demote_timeout"), std::string::npos) << promote[0].description;
+}
+
+TEST_F(Election, FailoverOfAWaitPrimaryNeedsAllowDataLoss)
+{
+	g.number_sync_standbys = 1;
+	Form(3);
+	Node(1).assigned = Node(1).reported = NodeState::WaitPrimary;
+	ExpectError([&] { Failover(g); }, k55000, "no healthy secondary");
+	Node(1).allow_data_loss = true; /* the caller puts the argument into the view */
+	EXPECT_EQ(Apply(Failover(g)), Strings{"1:wait_primary->demote_timeout:failover"});
+	Proceed();
+	ReportLsn(2, 1000);
+	ReportLsn(3, 1000);
+	EXPECT_EQ(Proceed(), Strings{"2:report_lsn->prepare_promotion:election_winner"});
+}
+
+TEST_F(Election, SwitchoverWithSeveralStandbysLeavesTheOthersSecondary)
+{
+	Form(4);
+	Node(4).candidate_priority = 90;
+	EXPECT_EQ(Apply(Switchover(g)), Strings{"1:primary->draining:switchover"});
+	Report(1);
+	EXPECT_EQ(Proceed(), (Strings{"1:draining->demoted:switchover_candidate_has_all_wal",
+								  "4:secondary->prepare_promotion:switchover_candidate_has_all_wal"}));
+	Report(4);
+	Node(4).streaming = false;
+	EXPECT_EQ(Proceed(), Strings{"4:prepare_promotion->stop_replication:promote_candidate"});
+	Report(4);
+	EXPECT_EQ(Proceed(), Strings{"4:stop_replication->wait_primary:candidate_promoted"});
+	ReportAll();
+	EXPECT_EQ(Proceed(), (Strings{"1:demoted->catchingup:old_primary_rejoins",
+								  "4:wait_primary->primary:primary_gains_sync_standby"}));
+	EXPECT_EQ(Node(2).assigned, NodeState::Secondary);
+	EXPECT_EQ(Node(3).assigned, NodeState::Secondary);
+}
+
+TEST_F(Election, DropNodeOfAStandby)
+{
+	Form(3);
+	ExpectError([&] { DropNode(g, "node9", false); }, k42704, "node \"node9\" is not a member");
+	auto out = DropNode(g, "node3", false);
+	EXPECT_EQ(Apply(out), Strings{"3:secondary->dropped:drop_node"});
+	EXPECT_EQ(FindKeeperTransition(NodeState::Secondary, NodeState::Dropped)->action, KeeperAction::Dropped);
+	EXPECT_EQ(SynchronousStandbyNames(g), "ANY 1 (pg_autopilot_node_2)");
+	EXPECT_EQ(Proceed(), Strings{"1:primary->apply_settings:settings_changed"});
+	ExpectError([&] { DropNode(g, "node3", false); }, k42704, "not a member");
+}
+
+TEST_F(Election, DropNodeRefusesNodesTheOperationNeeds)
+{
+	Form(3);
+	KillPrimary();
+	ReportLsn(2, 1000);
+	ExpectError([&] { DropNode(g, "node2", false); }, k55000, "takes part in an operation");
+	/* An old primary in demote_timeout may still write: never dropped, even with force. */
+	ExpectError([&] { DropNode(g, "node1", true); }, k55000, "takes part in an operation");
+	EXPECT_EQ(Apply(DropNode(g, "node2", true)), Strings{"2:report_lsn->dropped:drop_node"});
+	ReportLsn(3, 1000);
+	EXPECT_EQ(Proceed(), Strings{}) << "node2 may hold acknowledged commits: the dropped node never counts as stopped";
+}
+
+TEST_F(Election, DropNodeOfThePrimarySwitchesOverThenDrops)
+{
+	Form(3);
+	EXPECT_EQ(Apply(DropNode(g, "node1", false)), Strings{"1:primary->draining:drop_node"});
+	Node(1).wants_drop = true; /* the caller stores it */
+	ExpectError([&] { DropNode(g, "node1", false); }, k55000, "takes part in an operation");
+	for (int i = 0; i < 10; i++) {
+		ReportAll();
+		for (auto &n : g.nodes)
+			n.streaming = n.assigned != NodeState::PreparePromotion;
+		Proceed();
+	}
+	EXPECT_EQ(Node(1).assigned, NodeState::Dropped);
+	EXPECT_EQ(Node(2).assigned, NodeState::Primary);
+	EXPECT_EQ(SynchronousStandbyNames(g), "ANY 1 (pg_autopilot_node_3)");
+}
+
+TEST_F(Election, DropNodeOfAnUnhealthyPrimaryFailsOver)
+{
+	FormPair();
+	Node(1).healthy = false;
+	Node(2).candidate_priority = 0;
+	ExpectError([&] { DropNode(g, "node1", false); }, k55000, "no standby");
+	Node(2).candidate_priority = 50;
+	EXPECT_EQ(Apply(DropNode(g, "node1", false)),
+			  (Strings{"1:primary->demote_timeout:drop_node", "2:secondary->prepare_promotion:drop_node"}));
+	Node(1).wants_drop = true;
+	Report(2);
+	Node(2).streaming = false;
+	EXPECT_EQ(Proceed(), Strings{"2:prepare_promotion->stop_replication:promote_candidate"});
+	Report(2);
+	EXPECT_EQ(Proceed(), (Strings{"2:stop_replication->wait_primary:candidate_promoted",
+								  "1:demote_timeout->demoted:candidate_promoted"}));
+	EXPECT_EQ(Proceed(), Strings{"1:demoted->dropped:old_primary_dropped"});
+	Report(2);
+	g.nodes.erase(g.nodes.begin()); /* the monitor deletes the row */
+	EXPECT_EQ(Proceed(), Strings{"2:wait_primary->single:last_standby_gone"});
+	EXPECT_EQ(Apply(DropNode(g, "node2", false)), Strings{"2:single->dropped:drop_node"});
+}
+
+TEST_F(Election, ValidateNumberSyncStandbys)
+{
+	Form(3);
+	GroupView other;
+	other.formation = "default";
+	other.group_id = 1; /* empty group: no constraint */
+	std::vector<GroupView> groups = {g, other};
+	EXPECT_EQ(QuorumStandbyCount(g), 2);
+	EXPECT_EQ(MaxNumberSyncStandbys(groups), 1);
+	EXPECT_EQ(MaxNumberSyncStandbys({other}), INT_MAX);
+	ValidateNumberSyncStandbys(groups, 0);
+	ValidateNumberSyncStandbys(groups, 1);
+	ExpectError([&] { ValidateNumberSyncStandbys(groups, -1); }, k22023, "invalid number_sync_standbys -1");
+	ExpectError([&] { ValidateNumberSyncStandbys(groups, 2); }, k55000, "cannot set number_sync_standbys to 2");
+	Node(3).replication_quorum = false;
+	groups[0] = g;
+	ExpectError([&] { ValidateNumberSyncStandbys(groups, 1); }, k55000, "formation default");
+	EXPECT_EQ(MaxNumberSyncStandbys(groups), 0);
+}
+
+TEST_F(Election, ValidateReplicationQuorumAndCandidatePriority)
+{
+	Form(3);
+	g.number_sync_standbys = 1;
+	ExpectError([&] { ValidateReplicationQuorum(g, "node2", false); }, k55000,
+				"cannot turn replication_quorum off for node node2 (id 2)");
+	ValidateReplicationQuorum(g, "node2", true);
+	ValidateReplicationQuorum(g, "node1", false); /* the primary is not its own quorum standby */
+	ExpectError([&] { ValidateReplicationQuorum(g, "nope", false); }, k42704, "not a member");
+	g.number_sync_standbys = 0;
+	ValidateReplicationQuorum(g, "node2", false);
+
+	ValidateCandidatePriority(g, "node2", 0);
+	ValidateCandidatePriority(g, "node2", 100);
+	ExpectError([&] { ValidateCandidatePriority(g, "node2", 101); }, k22023, "invalid candidate_priority 101");
+	ExpectError([&] { ValidateCandidatePriority(g, "node2", -1); }, k22023, "invalid candidate_priority -1");
+	ExpectError([&] { ValidateCandidatePriority(g, "nope", 50); }, k42704, "not a member");
+}
