@@ -1,0 +1,495 @@
+/*
+ * src/shared/sim/keeper_model.cpp — a model of the keeper (src/bgworker/)
+ * driving the real transition table (pure zone).
+ *
+ * One tick, in keeper.cpp's order: CheckIsolation (self-fencing), lift the
+ * login fence when proven (before and after the heartbeat), node_active
+ * (register first), PromoteBack, Steady when current == goal, else the
+ * table's row for (current, goal) and its action; a completed action
+ * advances the state file and the keeper ticks again at once.  Restarts
+ * (demotion, rewind, clone swap, self-fence) happen within the action, and
+ * the keeper process starts again with empty memory, as the real same-PID
+ * re-exec does.  Actions the table names that this model does not know
+ * (KeeperAction values added after it was written) are modelled from the
+ * goal state per docs/elections.md (ActByGoal).  Never throws.
+ */
+#include "sim/keeper_model.hpp"
+
+#include "keeper_fsm.hpp"
+#include "sim/invariants.hpp"
+#include "sim/monitor_model.hpp"
+#include "sim/replication.hpp"
+
+namespace autopilot::sim {
+
+namespace {
+
+using fsm::KeeperAction;
+using fsm::NodeState;
+
+enum class Result { Done, InProgress, Failed };
+
+void
+SetFence(World &w, int i, bool on, const char *why)
+{
+	Server &s = w.servers[i];
+	if (s.fenced != on)
+		w.Trace(NodeName(i) + (on ? " login fence up: " : " login fence lifted: ") + why);
+	s.fenced = s.fence_file = on;
+}
+
+/* A same-PID restart of the postmaster (clean fast shutdown, start again with the files as they are now). */
+void
+Restart(World &w, int i)
+{
+	StopServer(w, i, true);
+	StartServer(w, i);
+}
+
+int
+SyncCandidates(const World &w, int i)
+{
+	Quorum q = ParseQuorum(w.servers[i].sync_names);
+	int count = 0;
+	for (int j : q.nodes)
+		if (j >= 0 && j < w.n && j != i && w.servers[j].upstream == i && Streaming(w, j))
+			count++;
+	return count;
+}
+
+/* SelfFence: login fence, no upstream, standby.signal, keeper exit 2 -> crash restart into recovery. */
+void
+SelfFence(World &w, int i)
+{
+	w.Trace(NodeName(i) + " isolated for fence_timeout: fences itself (crash restart as a standby)");
+	SetFence(w, i, true, "isolated primary");
+	Server &s = w.servers[i];
+	s.upstream = -1;
+	s.standby_signal = true;
+	StopServer(w, i, false);
+	StartServer(w, i);
+}
+
+/* CheckIsolation (keeper.cpp): a writable non-single node that reached neither monitor nor standby fences. */
+bool
+CheckIsolation(World &w, int i)
+{
+	Server &s = w.servers[i];
+	Keeper &k = w.keepers[i];
+	for (int j = 0; j < w.n; j++)
+		if (j != i && w.servers[j].upstream == i && Streaming(w, j))
+			k.last_standby_contact_ms = w.now_ms + 1; /* + 1: 0 means never */
+	if (s.in_recovery || s.pristine || k.current == NodeState::Single || !fsm::IsWritableState(k.current))
+		return false;
+	uint64_t contact = std::max(k.started_ms, k.last_monitor_ok_ms);
+	/* Conservative: a vanished standby's last reply counts for the whole slack (its walsender may linger). */
+	if (k.last_standby_contact_ms != 0)
+		contact = std::max(contact, k.last_standby_contact_ms - 1 + w.config.reply_slack_ms);
+	if (w.now_ms > contact && w.now_ms - contact >= w.config.fence_timeout_ms) {
+		SelfFence(w, i);
+		return true;
+	}
+	return false;
+}
+
+/* LiftFenceIfProven (keeper.cpp). */
+void
+LiftFence(World &w, int i, bool have_goal)
+{
+	Server &s = w.servers[i];
+	Keeper &k = w.keepers[i];
+	if (!s.fenced)
+		return;
+	NodeState cur = k.current;
+	if (s.in_recovery) {
+		if ((cur == NodeState::Catchingup || cur == NodeState::Secondary) && Streaming(w, i) && !s.needs_reclone)
+			SetFence(w, i, false, "this standby streams from the primary");
+		else if (cur == NodeState::Maintenance && have_goal && k.goal == NodeState::Maintenance && !s.needs_reclone)
+			SetFence(w, i, false, "the monitor confirms this standby is in maintenance");
+		return;
+	}
+	if (!fsm::IsWritableState(cur))
+		return;
+	if (have_goal && k.goal == cur)
+		SetFence(w, i, false, "the monitor confirms this node as the primary");
+	else if (cur == NodeState::Primary && SyncCandidates(w, i) > 0)
+		SetFence(w, i, false, "a synchronous standby streams from this primary");
+}
+
+Report
+MakeReport(const World &w, int i)
+{
+	const Server &s = w.servers[i];
+	Report r;
+	r.node = i;
+	r.current = w.keepers[i].current;
+	r.lsn = s.Lsn();
+	r.timeline = s.timeline;
+	r.streaming = Streaming(w, i);
+	r.applied_names = s.in_recovery ? "" : s.sync_names;
+	return r;
+}
+
+/* Heartbeat: register_node once, then node_active; false when the monitor was not reached or the answer lost. */
+bool
+Heartbeat(World &w, int i)
+{
+	Keeper &k = w.keepers[i];
+	bool lossy = w.lossy_until[i] > w.step;
+	if (!w.monitor.up || !w.LinkUp(i, -1) || (lossy && w.rng.Chance(50)))
+		return false;
+	if (k.delay_reports > 0) {
+		/* The call times out on the keeper's side; the server still runs it later. */
+		w.delayed.push_back(Delayed{w.step + k.delay_reports, MakeReport(w, i)});
+		k.delay_reports = 0;
+		return false;
+	}
+	if (!w.monitor.rows[i].exists && !RegisterNode(w, i))
+		return false;
+	Answer a = NodeActive(w, MakeReport(w, i));
+	if (lossy && w.rng.Chance(50))
+		return false;
+	k.has_goal = true;
+	k.goal = a.assigned;
+	k.goal_primary = a.primary;
+	k.goal_names = a.names;
+	k.goal_upstream = a.upstream;
+	k.goal_upstream_lsn = a.upstream_lsn;
+	k.last_monitor_ok_ms = w.now_ms;
+	return true;
+}
+
+void
+Promote(World &w, int i)
+{
+	Server &s = w.servers[i];
+	if (!s.in_recovery)
+		return;
+	s.in_recovery = false;
+	s.standby_signal = false;
+	s.timeline = ++w.max_timeline;
+	AppendRecord(w, i); /* end-of-recovery record: the new timeline starts here */
+	w.Trace(NodeName(i) + " promoted: timeline " + std::to_string(s.timeline) + " at lsn " + std::to_string(s.Lsn()));
+}
+
+/* A clone (pg_basebackup of `source`, then the swap restart); takes two steps. */
+Result
+Clone(World &w, int i, int source, NodeState new_state, bool set_state)
+{
+	Keeper &k = w.keepers[i];
+	Server &s = w.servers[i];
+	if (k.clone_done_at < 0) {
+		k.clone_done_at = w.step + 2;
+		return Result::InProgress;
+	}
+	if (w.step < k.clone_done_at)
+		return Result::InProgress;
+	k.clone_done_at = -1;
+	const Server &src = w.servers[source];
+	if (!src.up || src.pristine || !w.LinkUp(i, source))
+		return Result::Failed;
+	/* The swap restart: stop the old copy (nothing of it is kept), then start on the clone. */
+	StopServer(w, i, false);
+	s.wal = src.wal;
+	s.timeline = src.timeline;
+	s.pristine = false;
+	s.needs_reclone = false;
+	s.upstream = source;
+	s.standby_signal = true;
+	s.sync_names.clear();
+	if (set_state)
+		k.current = new_state;
+	w.Trace(NodeName(i) + " cloned from " + NodeName(source) + " at lsn " + std::to_string(s.Lsn()));
+	StartServer(w, i);
+	return Result::InProgress;
+}
+
+Result
+InitStandby(World &w, int i)
+{
+	Keeper &k = w.keepers[i];
+	Server &s = w.servers[i];
+	if (k.goal_primary < 0)
+		return Result::InProgress;
+	if (s.pristine)
+		return Clone(w, i, k.goal_primary, NodeState::Init, false);
+	s.upstream = k.goal_primary;
+	if (s.in_recovery)
+		return Result::Done;
+	s.standby_signal = true;
+	Restart(w, i);
+	return Result::InProgress;
+}
+
+/* DemoteRewind (keeper.cpp): fence; once a primary is named, shutdown + pg_rewind from it in the pre-start hook. */
+Result
+DemoteRewind(World &w, int i, NodeState new_state)
+{
+	Keeper &k = w.keepers[i];
+	Server &s = w.servers[i];
+	SetFence(w, i, true, "held the primary's role, may have diverged");
+	if (k.goal_primary < 0 || k.goal_primary == i)
+		return Result::InProgress;
+	if (s.needs_reclone)
+		return Clone(w, i, k.goal_primary, new_state, true);
+	int src = k.goal_primary;
+	StopServer(w, i, true);
+	const Server &source = w.servers[src];
+	s.standby_signal = true;
+	if (source.up && !source.pristine && w.LinkUp(i, src)) {
+		s.wal = source.wal;
+		s.timeline = source.timeline;
+		s.upstream = src;
+		s.sync_names.clear();
+		k.current = new_state;
+		w.Trace(NodeName(i) + " rewound onto " + NodeName(src) + " (lsn " + std::to_string(s.Lsn()) + ")");
+	} else {
+		s.needs_reclone = true;
+		s.upstream = -1;
+		w.Trace(NodeName(i) + " pg_rewind failed: the node waits to be re-cloned");
+	}
+	StartServer(w, i);
+	return Result::InProgress;
+}
+
+Result
+FollowPrimary(World &w, int i)
+{
+	Keeper &k = w.keepers[i];
+	Server &s = w.servers[i];
+	if (k.goal_primary < 0)
+		return Result::InProgress;
+	if (s.needs_reclone)
+		return Clone(w, i, k.goal_primary, NodeState::Init, false);
+	if (!s.in_recovery)
+		return DemoteRewind(w, i, k.current);
+	s.upstream = k.goal_primary;
+	return Result::Done;
+}
+
+Result
+StopReplication(World &w, int i)
+{
+	Server &s = w.servers[i];
+	if (!s.in_recovery)
+		return Result::Failed;
+	s.upstream = -1;
+	return Result::Done;
+}
+
+/* DemoteClean (keeper.cpp): fence, no upstream, standby.signal, clean fast shutdown, start in recovery. */
+Result
+DemoteClean(World &w, int i)
+{
+	Server &s = w.servers[i];
+	if (s.in_recovery)
+		return Result::Done;
+	SetFence(w, i, true, "the node is being demoted");
+	s.upstream = -1;
+	s.standby_signal = true;
+	Restart(w, i);
+	return Result::InProgress;
+}
+
+/* FastForward (docs/elections.md): stream from the named participant until its reported LSN, then stop. */
+Result
+FastForward(World &w, int i)
+{
+	Keeper &k = w.keepers[i];
+	Server &s = w.servers[i];
+	if (!s.in_recovery || k.goal_upstream < 0)
+		return Result::InProgress;
+	if (s.Lsn() >= k.goal_upstream_lsn) {
+		s.upstream = -1;
+		return Result::Done;
+	}
+	s.upstream = k.goal_upstream;
+	return Result::InProgress;
+}
+
+/* ActByGoal: the effect of reaching `to` for actions this model does not know by name (docs/elections.md). */
+Result
+ActByGoal(World &w, int i, NodeState to)
+{
+	switch (to) {
+	case NodeState::ReportLsn:
+	case NodeState::PreparePromotion:
+		return StopReplication(w, i);
+	case NodeState::FastForward:
+		return FastForward(w, i);
+	case NodeState::JoinSecondary:
+	case NodeState::Catchingup:
+	case NodeState::Secondary:
+		return FollowPrimary(w, i);
+	case NodeState::ApplySettings:
+	case NodeState::Primary:
+		if (w.servers[i].in_recovery)
+			return Result::Failed;
+		w.servers[i].sync_names = w.keepers[i].goal_names;
+		return Result::Done;
+	case NodeState::Dropped:
+	case NodeState::Maintenance:
+		return Result::Done;
+	default:
+		w.Trace(NodeName(i) + ": no model for the action towards " + fsm::StateName(to));
+		return Result::Failed;
+	}
+}
+
+Result
+RunAction(World &w, int i, KeeperAction action, NodeState to)
+{
+	Server &s = w.servers[i];
+	switch (action) {
+	case KeeperAction::None:
+		return to == NodeState::FastForward ? FastForward(w, i) : Result::Done;
+	case KeeperAction::BecomeSingle:
+	case KeeperAction::PrepareStandbys:
+	case KeeperAction::DisableSyncRep:
+		if (s.in_recovery)
+			return Result::Failed;
+		s.sync_names.clear();
+		return Result::Done;
+	case KeeperAction::EnableSyncRep:
+		if (s.in_recovery)
+			return Result::Failed;
+		s.sync_names = w.keepers[i].goal_names;
+		return Result::Done;
+	case KeeperAction::InitStandby:
+		return InitStandby(w, i);
+	case KeeperAction::FollowPrimary:
+		return FollowPrimary(w, i);
+	case KeeperAction::DemoteClean:
+		return DemoteClean(w, i);
+	case KeeperAction::DemoteRewind:
+		return DemoteRewind(w, i, to);
+	case KeeperAction::StopReplication:
+		return to == NodeState::FastForward ? FastForward(w, i) : StopReplication(w, i);
+	case KeeperAction::Promote:
+		Promote(w, i);
+		return Result::Done;
+	default:
+		return ActByGoal(w, i, to);
+	}
+}
+
+/* Steady (keeper.cpp): keep a settled node in line with the monitor's latest values. */
+void
+Steady(World &w, int i)
+{
+	Server &s = w.servers[i];
+	Keeper &k = w.keepers[i];
+	if (!s.in_recovery && fsm::IsWritableState(k.current))
+		s.sync_names = k.goal_names;
+	else if (s.in_recovery && !s.pristine &&
+			 (k.current == NodeState::Catchingup || k.current == NodeState::Secondary) && k.goal_primary >= 0 &&
+			 k.goal_primary != i)
+		s.upstream = k.goal_primary;
+}
+
+/* One tick; true when an action completed (the keeper ticks again at once). */
+bool
+TickOnce(World &w, int i)
+{
+	Server &s = w.servers[i];
+	Keeper &k = w.keepers[i];
+	if (CheckIsolation(w, i))
+		return false;
+	LiftFence(w, i, false);
+	if (!Heartbeat(w, i))
+		return false;
+	LiftFence(w, i, true);
+	/* PromoteBack: fenced (restarted as a standby) while the monitor still wants it primary. */
+	if (s.in_recovery && fsm::IsWritableState(k.current) && fsm::IsWritableState(k.goal)) {
+		if (s.needs_reclone)
+			return false;
+		w.Trace(NodeName(i) + " promoted back: the monitor still assigns " + fsm::StateName(k.goal));
+		Promote(w, i);
+		return true;
+	}
+	if (k.current == k.goal) {
+		Steady(w, i);
+		return false;
+	}
+	const fsm::KeeperTransition *t = fsm::FindKeeperTransition(k.current, k.goal);
+	if (t == nullptr) {
+		w.Trace(NodeName(i) + ": no keeper transition " + fsm::StateName(k.current) + " -> " + fsm::StateName(k.goal));
+		return false;
+	}
+	NodeState from = k.current;
+	Result r = RunAction(w, i, t->action, k.goal);
+	if (r != Result::Done)
+		return false;
+	/* The action may have restarted the keeper (its memory is gone): only a live, unchanged keeper advances. */
+	if (!k.alive || k.current != from || !k.has_goal)
+		return false;
+	w.Trace(NodeName(i) + " keeper: " + fsm::StateName(from) + " -> " + fsm::StateName(k.goal) + " (" +
+			fsm::KeeperActionName(t->action) + ")");
+	k.current = k.goal;
+	return true;
+}
+
+} // namespace
+
+void
+StartKeeper(World &w, int i)
+{
+	Keeper &k = w.keepers[i];
+	NodeState current = k.current;
+	int delay = k.delay_reports;
+	k = Keeper();
+	k.current = current;
+	k.delay_reports = delay;
+	k.alive = true;
+	k.started_ms = w.now_ms;
+}
+
+void
+StartServer(World &w, int i)
+{
+	Server &s = w.servers[i];
+	const Keeper &k = w.keepers[i];
+	s.up = true;
+	s.restart_at = -1;
+	s.sessions = false;
+	if (!s.pristine)
+		s.in_recovery = s.standby_signal;
+	/* StartupFence (module.cpp). */
+	NodeState st = k.current;
+	s.fenced = s.fence_file || s.needs_reclone || (fsm::IsWritableState(st) && st != NodeState::Single) ||
+			   st == NodeState::Draining || st == NodeState::DemoteTimeout || st == NodeState::Demoted;
+	StartKeeper(w, i);
+}
+
+void
+StopServer(World &w, int i, bool clean)
+{
+	Server &s = w.servers[i];
+	if (!s.up)
+		return;
+	if (clean && !s.in_recovery && !s.pristine) {
+		AppendRecord(w, i); /* shutdown checkpoint */
+		FlushToStandbys(w, i);
+	}
+	s.up = false;
+	s.sessions = false;
+	s.fenced = false; /* shared memory is gone; the fence file stays */
+	w.keepers[i].alive = false;
+	w.keepers[i].clone_done_at = -1;
+	RefreshEpochs(w);
+}
+
+void
+KeeperTick(World &w, int i)
+{
+	for (int round = 0; round < 3; round++) {
+		if (!w.servers[i].up || !w.keepers[i].alive)
+			return;
+		bool again = TickOnce(w, i);
+		RefreshEpochs(w);
+		if (!again)
+			return;
+	}
+}
+
+} // namespace autopilot::sim
