@@ -6,7 +6,8 @@ SET pg_autopilot_monitor.node_timeout = '1h';
 \set SHOW_CONTEXT never
 INSERT INTO pg_autopilot.formation (formation_id) VALUES ('sw');
 
--- report(node, state, lsn, streaming, timeline): one keeper heartbeat; returns the goal.
+-- report(node, state, lsn, streaming, timeline): one keeper heartbeat; returns the goal.  A primary
+-- reports as applied_sync_names the monitor's current names (its keeper was told and applied them).
 -- in_recovery follows the state; priority and quorum stay what the monitor has.
 CREATE FUNCTION pg_temp.report(id bigint, state text, lsn pg_lsn, streaming bool, tl int DEFAULT 1)
 RETURNS text LANGUAGE sql AS $$
@@ -14,7 +15,9 @@ RETURNS text LANGUAGE sql AS $$
       FROM pg_autopilot.node n,
            pg_autopilot.node_active(n.formation_id, n.node_id, state, true,
                                     state NOT IN ('single', 'wait_primary', 'primary', 'apply_settings'),
-                                    tl, lsn, streaming, n.candidate_priority, n.replication_quorum, NULL) a
+                                    tl, lsn, streaming, n.candidate_priority, n.replication_quorum, NULL,
+                                    CASE WHEN state IN ('single', 'wait_primary', 'primary', 'apply_settings')
+                                         THEN pg_autopilot.synchronous_standby_names(n.formation_id, n.group_id) ELSE '' END) a
      WHERE n.node_id = id
 $$;
 \set st 'SELECT node_id, node_name, current_state, assigned_state, reachable FROM pg_autopilot.show_state(''sw'') ORDER BY node_id;'

@@ -80,37 +80,6 @@ StateFromLabel(const char *label)
 	return static_cast<uint8>(value);
 }
 
-/* BuildView turns a gathered group into the pure zone's view; runs inside CallCpp. */
-void
-BuildView(const GatheredGroup &g, autopilot::fsm::GroupView &view)
-{
-	view.formation = g.formation;
-	view.group_id = g.group_id;
-	view.number_sync_standbys = g.number_sync_standbys;
-	view.promote_lag_threshold_bytes = g.promote_lag_threshold_bytes;
-	view.primary_demote_timeout_ms = g.primary_demote_timeout_ms;
-	view.nodes.reserve(g.count);
-	for (int i = 0; i < g.count; i++) {
-		const GatheredNode &n = g.nodes[i];
-		autopilot::fsm::NodeView v;
-		v.node_id = n.node_id;
-		v.name = n.name;
-		v.reported = static_cast<autopilot::fsm::NodeState>(n.reported);
-		v.assigned = static_cast<autopilot::fsm::NodeState>(n.assigned);
-		v.healthy = n.healthy;
-		v.lsn = n.lsn;
-		v.timeline = n.timeline;
-		v.streaming = n.streaming;
-		v.candidate_priority = n.candidate_priority;
-		v.replication_quorum = n.replication_quorum;
-		v.wants_maintenance = n.wants_maintenance;
-		v.restarting = n.restarting;
-		v.last_told = static_cast<autopilot::fsm::NodeState>(n.last_told);
-		v.assigned_age_ms = static_cast<uint64_t>(n.assigned_age_ms);
-		view.nodes.push_back(std::move(v));
-	}
-}
-
 const char *
 HealthLabel(int16 health)
 {
@@ -197,6 +166,42 @@ ApplyDecisions(const Decision *decisions, int ndecisions)
 
 } // namespace
 
+void
+BuildGroupView(const GatheredGroup &g, autopilot::fsm::GroupView &view)
+{
+	view.formation = g.formation;
+	view.group_id = g.group_id;
+	view.number_sync_standbys = g.number_sync_standbys;
+	view.promote_lag_threshold_bytes = g.promote_lag_threshold_bytes;
+	view.primary_demote_timeout_ms = g.primary_demote_timeout_ms;
+	view.nodes.reserve(g.count);
+	for (int i = 0; i < g.count; i++) {
+		const GatheredNode &n = g.nodes[i];
+		autopilot::fsm::NodeView v;
+		v.node_id = n.node_id;
+		v.name = n.name;
+		v.reported = static_cast<autopilot::fsm::NodeState>(n.reported);
+		v.assigned = static_cast<autopilot::fsm::NodeState>(n.assigned);
+		v.healthy = n.healthy;
+		v.lsn = n.lsn;
+		v.timeline = n.timeline;
+		v.streaming = n.streaming;
+		v.candidate_priority = n.candidate_priority;
+		v.replication_quorum = n.replication_quorum;
+		v.wants_maintenance = n.wants_maintenance;
+		v.restarting = n.restarting;
+		v.last_told = static_cast<autopilot::fsm::NodeState>(n.last_told);
+		v.assigned_age_ms = static_cast<uint64_t>(n.assigned_age_ms);
+		v.reported_since_assigned = n.reported_since_assigned;
+		v.applied_sync_names = n.applied_sync_names;
+		v.told_sync_names = n.told_sync_names;
+		v.promotion_target = n.promotion_target;
+		v.allow_data_loss = n.allow_data_loss;
+		v.wants_drop = n.wants_drop;
+		view.nodes.push_back(std::move(v));
+	}
+}
+
 /*
  * StateValue maps a state label to its NodeState value, -1 when unknown.
  * ParseState is noexcept and its result trivially destructible, so no
@@ -282,7 +287,10 @@ GatherGroup(const char *formation, int32 group_id, int32 number_sync_standbys, G
 						 "greatest(0, floor(extract(epoch FROM now() - state_change_time) * 1000))::int8, "
 						 "stopping_time IS NOT NULL AND (report_time IS NULL OR stopping_time >= report_time) "
 						 "AND stopping_time > now() - $3::int * interval '1 millisecond', "
-						 "coalesce(last_told_state::text, 'init') "
+						 "coalesce(last_told_state::text, 'init'), "
+						 "report_time IS NOT NULL AND report_time > state_change_time, "
+						 "coalesce(applied_sync_names, ''), coalesce(last_told_sync_names, ''), "
+						 "promotion_target, allow_data_loss, settings_pending, wants_drop "
 						 "FROM pg_autopilot.node WHERE formation_id = $1 AND group_id = $2 ORDER BY node_id",
 						 3, types, values, nullptr, false);
 	SPITupleTable *tt = SPI_tuptable;
@@ -319,6 +327,13 @@ GatherGroup(const char *formation, int32 group_id, int32 number_sync_standbys, G
 		n.assigned_age_ms = DatumGetInt64(SPI_getbinval(tup, desc, 15, &isnull));
 		n.restarting = DatumGetBool(SPI_getbinval(tup, desc, 16, &isnull));
 		n.last_told = StateFromLabel(TextDatumGetCString(SPI_getbinval(tup, desc, 17, &isnull)));
+		n.reported_since_assigned = DatumGetBool(SPI_getbinval(tup, desc, 18, &isnull));
+		n.applied_sync_names = TextDatumGetCString(SPI_getbinval(tup, desc, 19, &isnull));
+		n.told_sync_names = TextDatumGetCString(SPI_getbinval(tup, desc, 20, &isnull));
+		n.promotion_target = DatumGetBool(SPI_getbinval(tup, desc, 21, &isnull));
+		n.allow_data_loss = DatumGetBool(SPI_getbinval(tup, desc, 22, &isnull));
+		n.settings_pending = DatumGetBool(SPI_getbinval(tup, desc, 23, &isnull));
+		n.wants_drop = DatumGetBool(SPI_getbinval(tup, desc, 24, &isnull));
 	}
 }
 
@@ -342,6 +357,40 @@ RecordEvent(int64 node_id, const char *rule, const char *description)
 	NotifyState(node_id);
 }
 
+namespace {
+
+/*
+ * ClearEndedOperations clears the per-operation marks of a group once their
+ * operation is over: promotion_target (perform_promotion) when its node is
+ * assigned a writable state or no node is in a role change any more, and
+ * allow_data_loss (perform_failover) when its node left draining /
+ * demote_timeout.  Runs only when the gathered group has a mark, so that a
+ * plain heartbeat costs no extra statement.
+ */
+void
+ClearEndedOperations(const GatheredGroup &group)
+{
+	bool marked = false;
+	for (int i = 0; i < group.count; i++)
+		marked = marked || group.nodes[i].promotion_target || group.nodes[i].allow_data_loss;
+	if (!marked)
+		return;
+
+	Oid types[2] = {TEXTOID, INT4OID};
+	Datum values[2] = {CStringGetTextDatum(group.formation), Int32GetDatum(group.group_id)};
+	SpiRun("UPDATE pg_autopilot.node n SET "
+		   "promotion_target = n.promotion_target "
+		   "AND n.assigned_state NOT IN ('single', 'wait_primary', 'primary', 'apply_settings') "
+		   "AND EXISTS (SELECT 1 FROM pg_autopilot.node o WHERE o.formation_id = n.formation_id "
+		   "AND o.group_id = n.group_id AND o.assigned_state IN ('draining', 'demote_timeout', "
+		   "'prepare_promotion', 'stop_replication', 'report_lsn', 'fast_forward')), "
+		   "allow_data_loss = n.allow_data_loss AND n.assigned_state IN ('draining', 'demote_timeout') "
+		   "WHERE n.formation_id = $1 AND n.group_id = $2 AND (n.promotion_target OR n.allow_data_loss)",
+		   2, types, values, nullptr, false);
+}
+
+} // namespace
+
 int
 ProceedAndApply(const char *formation, int32 group_id, int32 number_sync_standbys)
 {
@@ -355,15 +404,17 @@ ProceedAndApply(const char *formation, int32 group_id, int32 number_sync_standby
 	int ndecisions = 0;
 	autopilot::pgx::CallCpp([&] {
 		autopilot::fsm::GroupView view;
-		BuildView(group, view);
+		BuildGroupView(group, view);
 		CopyDecisions(autopilot::fsm::ProceedGroup(view), group.count, decisions, &ndecisions);
 	});
 	ApplyDecisions(decisions, ndecisions);
+	if (ndecisions > 0)
+		ClearEndedOperations(group);
 	return ndecisions;
 }
 
 int
-ApplyRequest(const GatheredGroup &group, Request request, const char *node_name)
+ApplyRequest(const GatheredGroup &group, Request request, const char *node_name, bool flag)
 {
 	/* A request moves each node once at most, like ProceedGroup. */
 	int capacity = group.count > 0 ? group.count : 1;
@@ -371,7 +422,12 @@ ApplyRequest(const GatheredGroup &group, Request request, const char *node_name)
 	int ndecisions = 0;
 	autopilot::pgx::CallCpp([&] {
 		autopilot::fsm::GroupView view;
-		BuildView(group, view);
+		BuildGroupView(group, view);
+		/* perform_failover(allow_data_loss => true): the pure Failover sees the mark on the primary it fails over. */
+		if (request == Request::Failover && flag)
+			for (auto &v : view.nodes)
+				if (autopilot::fsm::IsWritableState(v.assigned))
+					v.allow_data_loss = true;
 		std::string name = node_name != nullptr ? node_name : "";
 		std::vector<autopilot::fsm::Assignment> out;
 		switch (request) {
@@ -390,6 +446,9 @@ ApplyRequest(const GatheredGroup &group, Request request, const char *node_name)
 		case Request::DisableMaintenance:
 			out = autopilot::fsm::DisableMaintenance(view, name);
 			break;
+		case Request::Drop:
+			out = autopilot::fsm::DropNode(view, name, flag);
+			break;
 		}
 		CopyDecisions(out, capacity, decisions, &ndecisions);
 	});
@@ -406,7 +465,7 @@ SyncStandbyNames(const GatheredGroup &group)
 
 	autopilot::pgx::CallCpp([&] {
 		autopilot::fsm::GroupView view;
-		BuildView(group, view);
+		BuildGroupView(group, view);
 		std::string names = autopilot::fsm::SynchronousStandbyNames(view);
 		if (names.size() >= size)
 			throw autopilot::Error(autopilot::sqlstate::kInternalError, "synchronous_standby_names is too long");

@@ -9,6 +9,10 @@
  */
 #pragma once
 
+namespace autopilot::fsm {
+struct GroupView;
+}
+
 namespace autopilot::monitor {
 
 /* GUCs (module.cpp). */
@@ -46,6 +50,14 @@ struct GatheredNode {
 	bool wants_maintenance; /* node.wants_maintenance */
 	bool restarting;        /* announced a clean shutdown (node_stopping) within restart_grace, not reported since */
 	int64 assigned_age_ms;  /* now() - state_change_time, >= 0 */
+	/* Issue 4 (docs/elections.md). */
+	bool reported_since_assigned; /* report_time > state_change_time */
+	char *applied_sync_names;     /* node.applied_sync_names, '' when NULL */
+	char *told_sync_names;        /* node.last_told_sync_names, '' when NULL */
+	bool promotion_target;        /* node.promotion_target */
+	bool allow_data_loss;         /* node.allow_data_loss */
+	bool settings_pending;        /* node.settings_pending: candidate_priority/replication_quorum are wanted values */
+	bool wants_drop;              /* node.wants_drop */
 };
 
 struct GatheredGroup {
@@ -82,6 +94,12 @@ void LockGroup(const char *formation, int32 group_id);
 void GatherGroup(const char *formation, int32 group_id, int32 number_sync_standbys, GatheredGroup *out);
 
 /*
+ * BuildGroupView turns a gathered group into the pure zone's view.  Pure
+ * (may throw std::bad_alloc): call it only inside CallCpp.
+ */
+void BuildGroupView(const GatheredGroup &group, autopilot::fsm::GroupView &view);
+
+/*
  * ProceedAndApply gathers the group, runs the pure rules (ProceedGroup) and
  * applies every assignment: UPDATE node, event with the rule's name, NOTIFY.
  * Returns the number of assignments.
@@ -89,16 +107,19 @@ void GatherGroup(const char *formation, int32 group_id, int32 number_sync_standb
 int ProceedAndApply(const char *formation, int32 group_id, int32 number_sync_standbys);
 
 /* The operator requests of docs/failover.md, decided by the pure functions of group_rules.hpp. */
-enum class Request { Switchover, Failover, Promotion, EnableMaintenance, DisableMaintenance };
+enum class Request { Switchover, Failover, Promotion, EnableMaintenance, DisableMaintenance, Drop };
 
 /*
  * ApplyRequest runs the pure function of `request` on a gathered group
  * (node_name for the per-node requests) and applies its assignments like
  * ProceedAndApply does.  A refusal (autopilot::Error) becomes the ERROR, with
- * its SQLSTATE and hint, before anything is written.  Returns the number of
- * assignments.  Caller holds SPI, the formation lock and the group lock.
+ * its SQLSTATE and hint, before anything is written.  flag: for Failover,
+ * allow_data_loss (marks the group's primary in the view as
+ * perform_failover(allow_data_loss => true) does in the table); for Drop,
+ * force.  Returns the number of assignments.  Caller holds SPI, the
+ * formation lock and the group lock.
  */
-int ApplyRequest(const GatheredGroup &group, Request request, const char *node_name);
+int ApplyRequest(const GatheredGroup &group, Request request, const char *node_name, bool flag = false);
 
 /*
  * RecordEvent inserts an event for node_id (rule may be nullptr), logs the

@@ -168,6 +168,9 @@ struct NodeRow {
 	char *reported_state;
 	int16 health;
 	bool healthy;
+	int32 candidate_priority;
+	bool replication_quorum;
+	bool settings_pending;
 };
 
 /* LookupNode reads node_id; 42704 when it does not exist (or not in `formation`, when given). */
@@ -179,7 +182,8 @@ LookupNode(int64 node_id, const char *formation, NodeRow *row)
 	bool isnull;
 
 	if (SpiRun("SELECT formation_id, group_id, node_name, reported_state::text, health, "
-			   "pg_autopilot._node_healthy(report_time, health, health_check_time) "
+			   "pg_autopilot._node_healthy(report_time, health, health_check_time), "
+			   "candidate_priority, replication_quorum, settings_pending "
 			   "FROM pg_autopilot.node WHERE node_id = $1",
 			   1, types, values, nullptr, false) != 1)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("node " INT64_FORMAT " does not exist", node_id)));
@@ -191,6 +195,9 @@ LookupNode(int64 node_id, const char *formation, NodeRow *row)
 	row->reported_state = TextDatumGetCString(SPI_getbinval(tup, desc, 4, &isnull));
 	row->health = DatumGetInt16(SPI_getbinval(tup, desc, 5, &isnull));
 	row->healthy = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+	row->candidate_priority = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
+	row->replication_quorum = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
+	row->settings_pending = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull));
 	if (formation != nullptr && strcmp(formation, row->formation) != 0)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
 						errmsg("node " INT64_FORMAT " does not exist in formation \"%s\"", node_id, formation)));
@@ -253,8 +260,12 @@ autopilot_register_node(PG_FUNCTION_ARGS)
 		Oid types[6] = {INT8OID, TEXTOID, INT4OID, INT8OID, INT4OID, BOOLOID};
 		Datum values[6] = {Int64GetDatum(node_id),           CStringGetTextDatum(host), Int32GetDatum(port),
 						   Int64GetDatum(system_identifier), Int32GetDatum(priority),   BoolGetDatum(quorum)};
+		/* Priority and quorum as in node_active: a pending monitor-side change wins until the node applies it. */
 		SpiRun("UPDATE pg_autopilot.node SET host = $2, port = $3, system_identifier = $4, "
-			   "candidate_priority = $5, replication_quorum = $6 WHERE node_id = $1",
+			   "candidate_priority = CASE WHEN settings_pending THEN candidate_priority ELSE $5 END, "
+			   "replication_quorum = CASE WHEN settings_pending THEN replication_quorum ELSE $6 END, "
+			   "settings_pending = settings_pending AND (candidate_priority <> $5 OR replication_quorum <> $6) "
+			   "WHERE node_id = $1",
 			   6, types, values, nullptr, false);
 	} else {
 		CheckAddressFree(host, port, 0);
@@ -272,18 +283,7 @@ autopilot_register_node(PG_FUNCTION_ARGS)
 		char description[1024];
 		autopilot::pgx::CallCpp([&] {
 			autopilot::fsm::GroupView view;
-			view.formation = group.formation;
-			view.group_id = group.group_id;
-			view.number_sync_standbys = group.number_sync_standbys;
-			for (int i = 0; i < group.count; i++) {
-				autopilot::fsm::NodeView v;
-				v.node_id = group.nodes[i].node_id;
-				v.name = group.nodes[i].name;
-				v.reported = static_cast<autopilot::fsm::NodeState>(group.nodes[i].reported);
-				v.assigned = static_cast<autopilot::fsm::NodeState>(group.nodes[i].assigned);
-				v.healthy = group.nodes[i].healthy;
-				view.nodes.push_back(std::move(v));
-			}
+			BuildGroupView(group, view);
 			auto a = autopilot::fsm::InitialState(view, node_id, node_name);
 			initial = static_cast<uint8>(a.to);
 			rule = a.rule;
@@ -320,11 +320,75 @@ autopilot_register_node(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+namespace autopilot::monitor {
+
+namespace {
+
+/*
+ * RecordSettingsReport writes an event when a node's reported priority or
+ * quorum differs from its row: a GUC change taken as the new truth, a
+ * monitor-side change the node has now applied (settings_pending cleared),
+ * or one it has not applied yet (once, when the values first differ).
+ * The UPDATE of node_active decides the same way in SQL.
+ */
+void
+RecordSettingsReport(int64 node_id, const NodeRow &row, int32 priority, bool quorum)
+{
+	bool same = row.candidate_priority == priority && row.replication_quorum == quorum;
+	if (same && !row.settings_pending)
+		return;
+	if (!same && row.settings_pending)
+		return; /* still waiting for the keeper to apply the wanted values: nothing new */
+
+	StringInfoData msg;
+	initStringInfo(&msg);
+	if (row.settings_pending)
+		appendStringInfo(&msg,
+						 "%s (id " INT64_FORMAT ") applied the monitor's settings: candidate_priority %d, "
+						 "replication_quorum %s",
+						 row.name, node_id, priority, quorum ? "on" : "off");
+	else
+		appendStringInfo(&msg,
+						 "%s (id " INT64_FORMAT ") reports candidate_priority %d (was %d), replication_quorum %s "
+						 "(was %s) from its configuration",
+						 row.name, node_id, priority, row.candidate_priority, quorum ? "on" : "off",
+						 row.replication_quorum ? "on" : "off");
+	RecordEvent(node_id, nullptr, msg.data);
+}
+
+/*
+ * RemoveDroppedNode deletes the row of a node assigned dropped that has
+ * reported dropped (its keeper idles from now on), after an event, and
+ * re-runs the group rules: the primary's synchronous_standby_names and slots
+ * no longer name it.
+ */
+void
+RemoveDroppedNode(const char *formation, int64 node_id, const char *name, int32 group_id, int32 nss)
+{
+	StringInfoData msg;
+	initStringInfo(&msg);
+	appendStringInfo(&msg, "%s (id " INT64_FORMAT ") reported dropped: removed from formation \"%s\"", name, node_id,
+					 formation);
+	RecordEvent(node_id, "node_removed", msg.data);
+
+	Oid types[1] = {INT8OID};
+	Datum values[1] = {Int64GetDatum(node_id)};
+	SpiRun("DELETE FROM pg_autopilot.node WHERE node_id = $1", 1, types, values, nullptr, false);
+	ProceedAndApply(formation, group_id, nss);
+}
+
+} // namespace
+
+} // namespace autopilot::monitor
+
+using namespace autopilot::monitor;
+
 /*
  * autopilot_node_active implements pg_autopilot.node_active, the heartbeat
- * (see the SQL file).  Raises 22004 (NULL argument but last_error), 22023
- * (unknown state label, priority or timeline out of range), 42704 (unknown
- * formation, or node not in that formation).
+ * (see the SQL file and docs/protocol.md).  Raises 22004 (NULL argument but
+ * last_error and applied_sync_names), 22023 (unknown state label, priority
+ * or timeline out of range), 42704 (unknown formation, or node not in that
+ * formation).
  */
 extern "C" Datum
 autopilot_node_active(PG_FUNCTION_ARGS)
@@ -346,8 +410,11 @@ autopilot_node_active(PG_FUNCTION_ARGS)
 	bool quorum = PG_GETARG_BOOL(9);
 	bool last_error_null = PG_ARGISNULL(10);
 	text *last_error = last_error_null ? nullptr : PG_GETARG_TEXT_PP(10);
+	/* applied_sync_names: NULL from a keeper that does not send it (DEFAULT NULL). */
+	bool applied_null = PG_NARGS() < 12 || PG_ARGISNULL(11);
+	text *applied = applied_null ? nullptr : PG_GETARG_TEXT_PP(11);
 
-	(void) ParseStateArg(reported);
+	uint8 reported_value = ParseStateArg(reported);
 	ValidatePriority(priority);
 	if (timeline < 0)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("timeline %d is out of range", timeline),
@@ -365,18 +432,30 @@ autopilot_node_active(PG_FUNCTION_ARGS)
 	LookupNode(node_id, formation, &row);
 
 	{
-		Oid types[10] = {INT8OID, TEXTOID, BOOLOID, BOOLOID, INT4OID, PG_LSNOID, BOOLOID, INT4OID, BOOLOID, TEXTOID};
-		Datum values[10] = {Int64GetDatum(node_id),     CStringGetTextDatum(reported), BoolGetDatum(pg_is_running),
-							BoolGetDatum(in_recovery),  Int32GetDatum(timeline),       LSNGetDatum(lsn),
-							BoolGetDatum(streaming),    Int32GetDatum(priority),       BoolGetDatum(quorum),
-							PointerGetDatum(last_error)};
-		char nulls[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', last_error_null ? 'n' : ' '};
+		/*
+		 * Priority and quorum: the node's GUCs are the truth, unless a
+		 * monitor-side change is pending; then the row keeps the wanted values
+		 * until the node reports them, which clears the flag (SET expressions
+		 * read the old row).
+		 */
+		Oid types[11] = {INT8OID, TEXTOID, BOOLOID, BOOLOID, INT4OID, PG_LSNOID,
+						 BOOLOID, INT4OID, BOOLOID, TEXTOID, TEXTOID};
+		Datum values[11] = {Int64GetDatum(node_id),      CStringGetTextDatum(reported), BoolGetDatum(pg_is_running),
+							BoolGetDatum(in_recovery),   Int32GetDatum(timeline),       LSNGetDatum(lsn),
+							BoolGetDatum(streaming),     Int32GetDatum(priority),       BoolGetDatum(quorum),
+							PointerGetDatum(last_error), PointerGetDatum(applied)};
+		char nulls[11] = {
+			' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', last_error_null ? 'n' : ' ', applied_null ? 'n' : ' '};
 		SpiRun("UPDATE pg_autopilot.node SET reported_state = $2::pg_autopilot.node_state, pg_is_running = $3, "
 			   "in_recovery = $4, reported_timeline = $5, reported_lsn = $6, wal_receiver_streaming = $7, "
-			   "candidate_priority = $8, replication_quorum = $9, last_error = $10, report_time = now() "
+			   "candidate_priority = CASE WHEN settings_pending THEN candidate_priority ELSE $8 END, "
+			   "replication_quorum = CASE WHEN settings_pending THEN replication_quorum ELSE $9 END, "
+			   "settings_pending = settings_pending AND (candidate_priority <> $8 OR replication_quorum <> $9), "
+			   "last_error = $10, applied_sync_names = $11, report_time = now() "
 			   "WHERE node_id = $1",
-			   10, types, values, nulls, false);
+			   11, types, values, nulls, false);
 	}
+	RecordSettingsReport(node_id, row, priority, quorum);
 	if (strcmp(row.reported_state, reported) != 0) {
 		StringInfoData msg;
 		initStringInfo(&msg);
@@ -401,6 +480,7 @@ autopilot_node_active(PG_FUNCTION_ARGS)
 	});
 	if (self < 0)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("node " INT64_FORMAT " vanished", node_id)));
+	const GatheredNode &me = group.nodes[self];
 
 	char *sync_names = primary == self ? SyncStandbyNames(group) : pstrdup("");
 	StringInfoData slots;
@@ -417,10 +497,30 @@ autopilot_node_active(PG_FUNCTION_ARGS)
 		appendStringInfo(&slots, "%s%s", slots.len > 0 ? "," : "", name);
 	}
 
-	Datum out[7];
-	bool out_nulls[7] = {false, false, false, false, false, false, false};
-	out[0] = CStringGetTextDatum(
-		autopilot::fsm::StateName(static_cast<autopilot::fsm::NodeState>(group.nodes[self].assigned)));
+	/* fast_forward: the election participant to stream from (docs/elections.md). */
+	int upstream = -1;
+	uint64 upstream_lsn = 0;
+	if (me.assigned == static_cast<uint8>(autopilot::fsm::NodeState::FastForward)) {
+		int64 upstream_id = 0;
+		bool found = false;
+		autopilot::pgx::CallCpp([&] {
+			autopilot::fsm::GroupView view;
+			BuildGroupView(group, view);
+			int64_t id = 0;
+			uint64_t at = 0;
+			found = autopilot::fsm::FastForwardUpstream(view, node_id, &id, &at);
+			upstream_id = id;
+			upstream_lsn = at;
+		});
+		for (int i = 0; found && i < group.count; i++)
+			if (group.nodes[i].node_id == upstream_id)
+				upstream = i;
+	}
+
+	Datum out[13];
+	bool out_nulls[13];
+	memset(out_nulls, 0, sizeof(out_nulls));
+	out[0] = CStringGetTextDatum(autopilot::fsm::StateName(static_cast<autopilot::fsm::NodeState>(me.assigned)));
 	if (primary >= 0) {
 		const GatheredNode &p = group.nodes[primary];
 		out[1] = Int64GetDatum(p.node_id);
@@ -434,17 +534,42 @@ autopilot_node_active(PG_FUNCTION_ARGS)
 	}
 	out[5] = CStringGetTextDatum(sync_names);
 	out[6] = CStringGetTextDatum(slots.data);
+	if (upstream >= 0) {
+		const GatheredNode &u = group.nodes[upstream];
+		out[7] = Int64GetDatum(u.node_id);
+		out[8] = CStringGetTextDatum(u.host);
+		out[9] = Int32GetDatum(u.port);
+		out[10] = LSNGetDatum(upstream_lsn);
+	} else {
+		out[7] = out[8] = out[9] = out[10] = (Datum) 0;
+		out_nulls[7] = out_nulls[8] = out_nulls[9] = out_nulls[10] = true;
+	}
+	/* A monitor-side change the keeper has to write into its postgresql.auto.conf. */
+	if (me.settings_pending) {
+		out[11] = Int32GetDatum(me.candidate_priority);
+		out[12] = BoolGetDatum(me.replication_quorum);
+	} else {
+		out[11] = out[12] = (Datum) 0;
+		out_nulls[11] = out_nulls[12] = true;
+	}
 
-	/*
-	 * Remember what this keeper was told: the sync proof of promote_candidate
-	 * holds only for a primary whose last call returned primary (had it been
-	 * told wait_primary, it may have cleared synchronous_standby_names).
-	 */
-	{
-		Oid told_types[2] = {INT8OID, TEXTOID};
-		Datum told_values[2] = {Int64GetDatum(node_id), out[0]};
-		SpiRun("UPDATE pg_autopilot.node SET last_told_state = $2::pg_autopilot.node_state WHERE node_id = $1", 2,
-			   told_types, told_values, nullptr, false);
+	if (me.assigned == static_cast<uint8>(autopilot::fsm::NodeState::Dropped) &&
+		reported_value == static_cast<uint8>(autopilot::fsm::NodeState::Dropped)) {
+		/* Its keeper has stopped taking part: the node leaves the formation. */
+		RemoveDroppedNode(formation, node_id, row.name, row.group_id, nss);
+	} else {
+		/*
+		 * Remember what this keeper was told: the proofs of promote_candidate
+		 * and election_winner hold only for what the old primary's last call
+		 * returned (had it been told wait_primary, it may have cleared
+		 * synchronous_standby_names; had it been told other names, it may run
+		 * with those).
+		 */
+		Oid told_types[3] = {INT8OID, TEXTOID, TEXTOID};
+		Datum told_values[3] = {Int64GetDatum(node_id), out[0], out[5]};
+		SpiRun("UPDATE pg_autopilot.node SET last_told_state = $2::pg_autopilot.node_state, "
+			   "last_told_sync_names = $3 WHERE node_id = $1",
+			   3, told_types, told_values, nullptr, false);
 	}
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, out_nulls);
 	SPI_finish();

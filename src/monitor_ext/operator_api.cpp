@@ -107,7 +107,27 @@ SetWantsMaintenance(int64 node_id, bool wants)
 	SpiRun("UPDATE pg_autopilot.node SET wants_maintenance = $2 WHERE node_id = $1", 2, types, values, nullptr, false);
 }
 
-/* GroupRequest implements perform_switchover and perform_failover(formation, group_id). */
+/*
+ * MarkDataLossAllowed stores allow_data_loss on the old primary of a group
+ * that perform_failover(allow_data_loss => true) has just moved (the node
+ * assigned draining or demote_timeout); cleared by the glue once it leaves
+ * those states (ClearEndedOperations).
+ */
+void
+MarkDataLossAllowed(const char *formation, int32 group_id)
+{
+	Oid types[2] = {TEXTOID, INT4OID};
+	Datum values[2] = {CStringGetTextDatum(formation), Int32GetDatum(group_id)};
+
+	SpiRun("UPDATE pg_autopilot.node SET allow_data_loss = true WHERE formation_id = $1 AND group_id = $2 "
+		   "AND assigned_state IN ('draining', 'demote_timeout')",
+		   2, types, values, nullptr, false);
+}
+
+/*
+ * GroupRequest implements perform_switchover(formation, group_id) and
+ * perform_failover(formation, group_id, allow_data_loss).
+ */
 void
 GroupRequest(FunctionCallInfo fcinfo, Request request)
 {
@@ -115,11 +135,19 @@ GroupRequest(FunctionCallInfo fcinfo, Request request)
 	if (PG_ARGISNULL(1))
 		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("group_id must not be NULL")));
 	int32 group_id = PG_GETARG_INT32(1);
+	bool allow_data_loss = false;
+	if (request == Request::Failover && PG_NARGS() > 2) {
+		if (PG_ARGISNULL(2))
+			ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("allow_data_loss must not be NULL")));
+		allow_data_loss = PG_GETARG_BOOL(2);
+	}
 
 	SPI_connect();
 	GatheredGroup group;
 	LockGatheredGroup(formation, group_id, &group);
-	ApplyRequest(group, request, nullptr);
+	int moved = ApplyRequest(group, request, nullptr, allow_data_loss);
+	if (allow_data_loss && moved > 0)
+		MarkDataLossAllowed(formation, group_id);
 	ProceedAndApply(formation, group_id, group.number_sync_standbys);
 	SPI_finish();
 }
@@ -158,7 +186,10 @@ autopilot_perform_switchover(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* autopilot_perform_failover implements pg_autopilot.perform_failover(formation, group_id); raises as above. */
+/*
+ * autopilot_perform_failover implements pg_autopilot.perform_failover
+ * (formation, group_id, allow_data_loss); raises as above.
+ */
 extern "C" Datum
 autopilot_perform_failover(PG_FUNCTION_ARGS)
 {
@@ -192,6 +223,13 @@ autopilot_perform_promotion(PG_FUNCTION_ARGS)
 		PG_RETURN_BOOL(false);
 	}
 	int moved = ApplyRequest(group, Request::Promotion, node_name);
+	if (moved > 0) {
+		/* Exactly this node takes over, even when another has a higher priority (docs/elections.md). */
+		Oid types[1] = {INT8OID};
+		Datum values[1] = {Int64GetDatum(group.nodes[self].node_id)};
+		SpiRun("UPDATE pg_autopilot.node SET promotion_target = true WHERE node_id = $1", 1, types, values, nullptr,
+			   false);
+	}
 	ProceedAndApply(formation, group.group_id, group.number_sync_standbys);
 	SPI_finish();
 	PG_RETURN_BOOL(moved > 0);
