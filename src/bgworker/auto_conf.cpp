@@ -170,6 +170,9 @@ SetAutoConf(int n, const char *const *names, const char *const *values, int time
 	 */
 	if (kill(PostmasterPid, SIGHUP) != 0)
 		ereport(ERROR, (errcode(ERRCODE_SYSTEM_ERROR), errmsg("could not send SIGHUP to the postmaster: %m")));
+	/* timeout_ms <= 0: written and signalled, not confirmed (the self-fence, which cannot wait; fence.cpp). */
+	if (timeout_ms <= 0)
+		return;
 
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 	for (;;) {

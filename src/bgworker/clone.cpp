@@ -194,41 +194,6 @@ Describe(int status, char *out, size_t len)
 		snprintf(out, len, "status %d", status);
 }
 
-/*
- * WaitChild waits up to timeout_ms for pid to exit (SIGCHLD with
- * sigtimedwait, SIGCHLD blocked meanwhile; no sleeping).  Returns true once
- * it has been reaped (or is not our child any more).
- */
-bool
-WaitChild(pid_t pid, int timeout_ms, int *status) noexcept
-{
-	sigset_t chld, old_mask;
-	sigemptyset(&chld);
-	sigaddset(&chld, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &chld, &old_mask);
-	struct timespec start, now;
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	bool reaped = false;
-	for (;;) {
-		pid_t r = waitpid(pid, status, WNOHANG);
-		if (r == pid || (r < 0 && errno == ECHILD)) {
-			reaped = true;
-			break;
-		}
-		if (r < 0 && errno != EINTR)
-			break;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		long elapsed_ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-		if (elapsed_ms >= timeout_ms)
-			break;
-		long left_ms = timeout_ms - elapsed_ms;
-		struct timespec timeout = {left_ms / 1000, (left_ms % 1000) * 1000000};
-		(void) sigtimedwait(&chld, nullptr, &timeout);
-	}
-	sigprocmask(SIG_SETMASK, &old_mask, nullptr);
-	return reaped;
-}
-
 } // namespace
 
 /*
@@ -375,10 +340,10 @@ CloneCancel(void)
 		int status;
 		(void) kill(-clone_pid, SIGTERM);
 		(void) kill(clone_pid, SIGTERM);
-		if (!WaitChild(clone_pid, kTermTimeoutMs, &status)) {
+		if (!WaitChildren(clone_pid, kTermTimeoutMs, &status)) {
 			(void) kill(-clone_pid, SIGKILL);
 			(void) kill(clone_pid, SIGKILL);
-			(void) WaitChild(clone_pid, kTermTimeoutMs, &status);
+			(void) WaitChildren(clone_pid, kTermTimeoutMs, &status);
 		}
 		clone_pid = 0;
 	}
@@ -390,4 +355,45 @@ CloneCancel(void)
 	}
 	last_status = CloneStatus::Idle;
 	last_error[0] = '\0';
+}
+
+/*
+ * WaitChildren — see clone.hpp.  SIGCHLD is blocked meanwhile and waited for
+ * with sigtimedwait instead of sleeping: a child that exits between waitpid
+ * and sigtimedwait leaves SIGCHLD pending and the wait returns at once.  The
+ * caller's signal mask is restored (a caller that blocked everything, like
+ * the re-exec, keeps every other signal pending).
+ */
+bool
+WaitChildren(pid_t pid, int timeout_ms, int *status) noexcept
+{
+	sigset_t chld, old_mask;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, &old_mask);
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	bool reaped = false;
+	for (;;) {
+		pid_t r = waitpid(pid, status, WNOHANG);
+		if (r > 0 && pid > 0) { /* the one child we wait for */
+			reaped = true;
+			break;
+		}
+		if (r > 0 || (r < 0 && errno == EINTR)) /* one of all children: look for more */
+			continue;
+		if (r < 0) {
+			reaped = errno == ECHILD; /* nobody (left) to wait for */
+			break;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long elapsed_ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+		if (elapsed_ms >= timeout_ms)
+			break;
+		long left_ms = timeout_ms - elapsed_ms;
+		struct timespec timeout = {left_ms / 1000, (left_ms % 1000) * 1000000};
+		(void) sigtimedwait(&chld, nullptr, &timeout);
+	}
+	sigprocmask(SIG_SETMASK, &old_mask, nullptr);
+	return reaped;
 }

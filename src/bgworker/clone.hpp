@@ -13,6 +13,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include <sys/types.h>
+
 enum class CloneStatus { Idle, Running, Done, Failed };
 
 /* CloneStart removes a stale <PGDATA>.clone and starts pg_basebackup from source_conninfo. */
@@ -23,3 +25,12 @@ CloneStatus ClonePoll(char *errbuf, size_t errlen);
 
 /* CloneCancel terminates a running pg_basebackup and reaps it; safe to call at any time. */
 void CloneCancel(void);
+
+/*
+ * WaitChildren waits up to timeout_ms until child `pid` has been reaped
+ * (*status set), or with pid == -1 until this process has no child left.
+ * Returns true when that happened (also when there was nothing to wait for),
+ * false on timeout.  Never sleeps (sigtimedwait on SIGCHLD), never raises;
+ * usable in exit callbacks and in the postmaster's re-exec path.
+ */
+bool WaitChildren(pid_t pid, int timeout_ms, int *status) noexcept;

@@ -70,9 +70,13 @@ extern "C" {
 #include "clone.hpp"
 #include "conninfo.hpp"
 #include "datadir.hpp"
+#include "diverged.hpp"
+#include "fence.hpp"
+#include "election.hpp"
 #include "hba_file.hpp"
 #include "keeper.hpp"
 #include "keeper_fsm.hpp"
+#include "lsn.hpp"
 #include "pg/guard.hpp"
 #include "pg/pq_conn.hpp"
 #include "restart.hpp"
@@ -98,22 +102,6 @@ constexpr int kBackoffMaxMs = 5000;
 /* With invalid settings the keeper idles; a SIGHUP (which sets the latch) wakes it earlier. */
 constexpr int kIdleMs = 60000;
 
-/* What node_active answered. */
-struct Goal {
-	NodeState assigned;
-	bool has_primary;
-	int64_t primary_node_id;
-	char primary_host[256];
-	int primary_port;
-	uint64_t primary_sysid;
-	bool has_ssn;
-	char ssn[1024];
-	bool has_slots;
-	char standby_slots[2048];
-};
-
-enum class ActionResult { Done, InProgress, Failed };
-
 /* Process-lifetime state (POD). */
 static PGconn *monitor_conn = nullptr;
 static MemoryContext tick_ctx = nullptr;
@@ -138,22 +126,11 @@ static bool monitor_down_logged = false;
 static int failed_attempts = 0;
 
 static bool clone_running = false;
-static bool clone_is_reclone = false;        /* the running clone replaces a diverged copy */
-static char clone_new_state[kStateLen];      /* state the clone swap records when done */
-static bool restart_requested = false;       /* a same-PID restart was requested: wait for it */
-static TimestampTz keeper_started_at = 0;    /* start of the isolation grace period */
-static TimestampTz last_monitor_ok = 0;      /* last successful node_active */
-static TimestampTz last_standby_contact = 0; /* last time a standby's reply time moved */
-static int64_t seen_standby_reply = 0;       /* newest walsender reply time seen so far */
-static bool rewind_unsupported = false;      /* neither wal_log_hints nor data checksums */
+static bool clone_is_reclone = false;   /* the running clone replaces a diverged copy */
+static char clone_new_state[kStateLen]; /* state the clone swap records when done */
+static bool restart_requested = false;  /* a same-PID restart was requested: wait for it */
+static bool rewind_unsupported = false; /* neither wal_log_hints nor data checksums */
 
-/*
- * How long a standby's last reply proves that it is reachable.  Standbys
- * reply at least every wal_receiver_status_interval (10 s by default) even
- * when idle, so a standby whose reply time has not moved for this long plus
- * fence_timeout is taken as lost.
- */
-constexpr int kStandbyReplySlackMs = 10000;
 /* While a writable node is watched for isolation, ticks are at most this far apart. */
 constexpr int kFenceWatchIntervalMs = 1000;
 /* Deadline of a promotion (end of recovery); afterwards the action is retried at the next tick. */
@@ -186,11 +163,10 @@ PublishStatus(void)
 }
 
 /*
- * SetTickError records a problem of this tick (the first one wins) and logs it
- * at `level` when it differs from what status() shows now, so a persistent
- * problem is logged once, not every tick.  level 0: never log.
+ * SetTickError (keeper.hpp) logs a problem only when it differs from what
+ * status() shows now, so a persistent problem is logged once, not every tick.
  */
-static void
+void
 SetTickError(int level, const char *msg)
 {
 	if (tick_error[0] == '\0')
@@ -199,10 +175,8 @@ SetTickError(int level, const char *msg)
 		ereport(level, (errmsg("pg_autopilot keeper: %s", msg)));
 }
 
-/* SetTickErrorf is SetTickError with a printf format; the message is cut at kErrorLen. */
-static void SetTickErrorf(int level, const char *fmt, ...) pg_attribute_printf(2, 3);
-
-static void
+/* SetTickErrorf: the message is cut at kErrorLen. */
+void
 SetTickErrorf(int level, const char *fmt, ...)
 {
 	char msg[kErrorLen];
@@ -307,6 +281,24 @@ StandbyName(int64_t id, char *buf, size_t len)
 
 /* ---------- the monitor connection ---------- */
 
+/*
+ * One deadline bounds all monitor calls of a tick (connect, LISTEN,
+ * register_node, the timing check, node_active): monitor_timeout from the
+ * start of the tick's monitor work.  The isolation check runs between
+ * ticks, so a tick that spent several monitor_timeouts would delay a
+ * self-fence beyond what CheckFenceBeforeDemoteTimeout accounts for (one
+ * monitor_timeout).  A call whose budget is used up gets 1 ms and fails as
+ * a timeout (reconnect with backoff).
+ */
+static TimestampTz tick_monitor_deadline = 0;
+
+static int
+MonitorCallMs(void)
+{
+	long left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), tick_monitor_deadline);
+	return (int) Max(left, 1);
+}
+
 static void
 DropMonitor(void)
 {
@@ -371,7 +363,7 @@ CheckFenceBeforeDemoteTimeout(void)
 	PGresult *res = autopilot::pgx::PqExec(monitor_conn,
 										   "SELECT setting FROM pg_catalog.pg_settings "
 										   "WHERE name = 'pg_autopilot_monitor.primary_demote_timeout'",
-										   0, nullptr, guc_monitor_timeout_ms, wait_event, err, sizeof(err));
+										   0, nullptr, MonitorCallMs(), wait_event, err, sizeof(err));
 	if (res == nullptr)
 		return;
 	if (PQntuples(res) == 1) {
@@ -406,14 +398,14 @@ ConnectAndRegister(const LocalState *ls)
 
 	const char *kw[] = {"dbname", "application_name", nullptr};
 	const char *val[] = {guc_monitor, appname, nullptr};
-	monitor_conn = autopilot::pgx::PqConnect(kw, val, guc_monitor_timeout_ms, wait_event, err, sizeof(err));
+	monitor_conn = autopilot::pgx::PqConnect(kw, val, MonitorCallMs(), wait_event, err, sizeof(err));
 	if (monitor_conn == nullptr) {
 		MonitorFailed("could not connect to the monitor", err);
 		return false;
 	}
 
-	PGresult *res = autopilot::pgx::PqExec(monitor_conn, "LISTEN state", 0, nullptr, guc_monitor_timeout_ms, wait_event,
-										   err, sizeof(err));
+	PGresult *res =
+		autopilot::pgx::PqExec(monitor_conn, "LISTEN state", 0, nullptr, MonitorCallMs(), wait_event, err, sizeof(err));
 	if (res == nullptr) {
 		MonitorFailed("could not LISTEN on the monitor", err);
 		return false;
@@ -429,7 +421,7 @@ ConnectAndRegister(const LocalState *ls)
 	res = autopilot::pgx::PqExec(monitor_conn,
 								 "SELECT node_id, group_id, assigned_state FROM pg_autopilot.register_node("
 								 "$1::text, $2::text, $3::text, $4::int, $5::bigint, $6::int, $7::bool)",
-								 7, params, guc_monitor_timeout_ms, wait_event, err, sizeof(err));
+								 7, params, MonitorCallMs(), wait_event, err, sizeof(err));
 	if (res == nullptr) {
 		MonitorFailed("register_node failed on the monitor", err);
 		return false;
@@ -474,6 +466,21 @@ IdentityChanged(void)
 		   strcmp(reg_formation, guc_formation) != 0 || strcmp(reg_hostname, guc_hostname) != 0;
 }
 
+/* ParseLsn reads an LSN as pg_lsn prints it (lsn.hpp); false when it is not one. */
+static bool
+ParseLsn(const char *text, uint64_t *out)
+{
+	bool ok = false;
+	autopilot::pgx::CallCpp([&] {
+		auto v = autopilot::lsn::ParseLsn(text);
+		if (v) {
+			*out = *v;
+			ok = true;
+		}
+	});
+	return ok;
+}
+
 /* Heartbeat calls node_active with the local state; false (already reported) on failure. */
 static bool
 Heartbeat(const LocalState *ls, Goal *goal)
@@ -484,6 +491,8 @@ Heartbeat(const LocalState *ls, Goal *goal)
 	snprintf(tli, sizeof(tli), "%u", ls->timeline);
 	snprintf(lsn, sizeof(lsn), "%X/%X", (uint32) (ls->lsn >> 32), (uint32) ls->lsn);
 	snprintf(prio, sizeof(prio), "%d", guc_candidate_priority);
+	/* The names this primary runs with (docs/elections.md, "applied names"); '' on a standby. */
+	const char *applied = ls->in_recovery ? "" : GetConfigOption("synchronous_standby_names", true, false);
 	const char *params[] = {guc_formation,
 							id,
 							fsm::StateName(current),
@@ -494,20 +503,23 @@ Heartbeat(const LocalState *ls, Goal *goal)
 							ls->wal_receiver_streaming ? "true" : "false",
 							prio,
 							guc_replication_quorum ? "true" : "false",
-							published_error[0] ? published_error : nullptr};
+							published_error[0] ? published_error : nullptr,
+							applied != nullptr ? applied : ""};
 
 	PGresult *res = autopilot::pgx::PqExec(
 		monitor_conn,
 		"SELECT assigned_state, primary_node_id, primary_host, primary_port, primary_system_identifier, "
-		"synchronous_standby_names, standby_slots FROM pg_autopilot.node_active($1::text, $2::bigint, $3::text, "
-		"$4::bool, $5::bool, $6::int, $7::pg_lsn, $8::bool, $9::int, $10::bool, $11::text)",
-		11, params, guc_monitor_timeout_ms, wait_event, err, sizeof(err));
+		"synchronous_standby_names, standby_slots, upstream_node_id, upstream_host, upstream_port, upstream_lsn, "
+		"wanted_candidate_priority, wanted_replication_quorum FROM pg_autopilot.node_active($1::text, "
+		"$2::bigint, $3::text, $4::bool, $5::bool, $6::int, $7::pg_lsn, $8::bool, $9::int, $10::bool, $11::text, "
+		"$12::text)",
+		12, params, MonitorCallMs(), wait_event, err, sizeof(err));
 	if (res == nullptr) {
 		MonitorFailed("node_active failed on the monitor", err);
 		return false;
 	}
 	DrainNotifies(nullptr);
-	if (PQntuples(res) != 1 || PQnfields(res) < 7 || PQgetisnull(res, 0, 0) ||
+	if (PQntuples(res) != 1 || PQnfields(res) < 13 || PQgetisnull(res, 0, 0) ||
 		!ParseLabel(PQgetvalue(res, 0, 0), &goal->assigned)) {
 		PQclear(res);
 		MonitorFailed("node_active failed on the monitor", "unexpected result");
@@ -522,19 +534,33 @@ Heartbeat(const LocalState *ls, Goal *goal)
 	strlcpy(goal->ssn, goal->has_ssn ? PQgetvalue(res, 0, 5) : "", sizeof(goal->ssn));
 	goal->has_slots = !PQgetisnull(res, 0, 6);
 	strlcpy(goal->standby_slots, goal->has_slots ? PQgetvalue(res, 0, 6) : "", sizeof(goal->standby_slots));
+	goal->has_upstream = !PQgetisnull(res, 0, 7) && !PQgetisnull(res, 0, 8) && !PQgetisnull(res, 0, 9) &&
+						 !PQgetisnull(res, 0, 10) && ParseLsn(PQgetvalue(res, 0, 10), &goal->upstream_lsn);
+	if (goal->has_upstream) {
+		goal->upstream_node_id = strtoll(PQgetvalue(res, 0, 7), nullptr, 10);
+		strlcpy(goal->upstream_host, PQgetvalue(res, 0, 8), sizeof(goal->upstream_host));
+		goal->upstream_port = (int) strtol(PQgetvalue(res, 0, 9), nullptr, 10);
+		goal->has_upstream = goal->upstream_host[0] != '\0' && goal->upstream_port > 0;
+	}
+	goal->has_wanted_priority = !PQgetisnull(res, 0, 11);
+	goal->wanted_priority = goal->has_wanted_priority ? (int) strtol(PQgetvalue(res, 0, 11), nullptr, 10) : 0;
+	goal->has_wanted_quorum = !PQgetisnull(res, 0, 12);
+	goal->wanted_quorum = goal->has_wanted_quorum && PQgetvalue(res, 0, 12)[0] == 't';
 	PQclear(res);
 
 	if (goal->primary_host[0] == '\0' || goal->primary_port <= 0)
 		goal->has_primary = false;
 	assigned = goal->assigned;
 	have_assigned = true;
-	last_monitor_ok = GetCurrentTimestamp();
+	FenceNoteMonitorOk();
+	if (goal->has_slots)
+		FenceRememberPeers(goal->standby_slots, node_id);
 	return true;
 }
 
 /* ---------- actions ---------- */
 
-static void
+void
 SetSyncNames(const char *value)
 {
 	const char *names[] = {"synchronous_standby_names"};
@@ -542,18 +568,23 @@ SetSyncNames(const char *value)
 	SetAutoConf(1, names, values, guc_monitor_timeout_ms);
 }
 
-/* PrimaryConninfo renders the primary_conninfo of this node for the goal's primary. */
-static void
-PrimaryConninfo(const Goal *goal, char *buf, size_t len)
+uint32_t
+KeeperWaitEvent(void)
+{
+	return wait_event;
+}
+
+void
+StandbyConninfo(const char *host, int port_number, char *buf, size_t len)
 {
 	char port[16], appname[NAMEDATALEN];
-	snprintf(port, sizeof(port), "%d", goal->primary_port);
+	snprintf(port, sizeof(port), "%d", port_number);
 	StandbyName(node_id, appname, sizeof(appname));
 	const char *user = guc_replication_user;
 	buf[0] = '\0';
 	autopilot::pgx::CallCpp([&] {
 		std::vector<std::pair<std::string, std::string>> params = {
-			{"host", goal->primary_host}, {"port", port}, {"application_name", appname}};
+			{"host", host}, {"port", port}, {"application_name", appname}};
 		if (user != nullptr && user[0] != '\0')
 			params.emplace_back("user", user);
 		std::string s = autopilot::conninfo::Build(params);
@@ -561,6 +592,13 @@ PrimaryConninfo(const Goal *goal, char *buf, size_t len)
 			throw autopilot::Error(sqlstate::kInvalidParameterValue, "primary_conninfo is too long");
 		memcpy(buf, s.c_str(), s.size() + 1);
 	});
+}
+
+/* PrimaryConninfo renders the primary_conninfo of this node for the goal's primary. */
+static void
+PrimaryConninfo(const Goal *goal, char *buf, size_t len)
+{
+	StandbyConninfo(goal->primary_host, goal->primary_port, buf, len);
 }
 
 /* EnsureFollowing points primary_conninfo/primary_slot_name at the goal's primary (no-op when they do). */
@@ -573,17 +611,6 @@ EnsureFollowing(const Goal *goal)
 	const char *names[] = {"primary_conninfo", "primary_slot_name"};
 	const char *values[] = {conninfo, slot};
 	SetAutoConf(2, names, values, guc_monitor_timeout_ms);
-}
-
-static void
-CreateStandbySignal(void)
-{
-	FILE *f = AllocateFile(STANDBY_SIGNAL_FILE, "w");
-	if (f == nullptr)
-		ereport(ERROR, (errcode_for_file_access(), errmsg("could not create file \"%s\": %m", STANDBY_SIGNAL_FILE)));
-	if (FreeFile(f) != 0)
-		ereport(ERROR, (errcode_for_file_access(), errmsg("could not close file \"%s\": %m", STANDBY_SIGNAL_FILE)));
-	fsync_fname(STANDBY_SIGNAL_FILE, false);
 }
 
 /*
@@ -753,7 +780,26 @@ NeedsReclone(void)
  * fast shutdown terminates those sessions unacknowledged instead, so nothing
  * waits on the way down.  The login fence goes up first.  Done once the
  * server runs in recovery, i.e. in the keeper process after the re-exec.
+ *
+ * The demotion never depends on a confirmed reload: when the fence, the
+ * standby settings (a broken postgresql.conf makes the reload unconfirmable)
+ * or the restart request fail, it falls back to the self-fence —
+ * standby.signal and a crash restart (FenceAndCrashRestart, no return) —
+ * rather than retrying while the node stays writable.  The crash restart
+ * skips the shutdown checkpoint, but the node writes nothing afterwards, so
+ * the candidate still receives all of its WAL (from the node in recovery)
+ * and it follows the new timeline without a rewind.
  */
+static void
+DemoteCleanFiles(void *)
+{
+	SetFence(true, "the node is being demoted");
+	const char *names[] = {"primary_conninfo"};
+	const char *values[] = {""};
+	SetAutoConf(1, names, values, guc_monitor_timeout_ms);
+	CreateStandbySignal();
+}
+
 static ActionResult
 DemoteClean(const LocalState *ls)
 {
@@ -761,14 +807,20 @@ DemoteClean(const LocalState *ls)
 		return ActionResult::Done;
 	if (restart_requested)
 		return ActionResult::InProgress;
-	SetFence(true, "the node is being demoted");
-	const char *names[] = {"primary_conninfo"};
-	const char *values[] = {""};
-	SetAutoConf(1, names, values, guc_monitor_timeout_ms);
-	CreateStandbySignal();
+	char err[kErrorLen], why[kErrorLen + 64];
+	if (!RunTrapped(DemoteCleanFiles, nullptr, err, sizeof(err))) {
+		snprintf(why, sizeof(why), "the clean demotion failed: %s", err);
+		ereport(WARNING, (errmsg("pg_autopilot keeper: %s; fencing instead: crash restart as a standby", why)));
+		FenceAndCrashRestart(why);
+	}
 	ereport(LOG, (errmsg("pg_autopilot keeper: demoting: clean fast shutdown, then restart as a standby without "
 						 "upstream (same postmaster PID)")));
-	return RestartOnce(nullptr, "demote: restart as a standby") ? ActionResult::InProgress : ActionResult::Failed;
+	if (!RestartOnce(nullptr, "demote: restart as a standby")) {
+		ereport(WARNING, (errmsg("pg_autopilot keeper: could not request the clean demotion restart; fencing "
+								 "instead: crash restart as a standby")));
+		FenceAndCrashRestart("the restart for the clean demotion could not be requested");
+	}
+	return ActionResult::InProgress;
 }
 
 /*
@@ -784,27 +836,7 @@ StopReplication(const LocalState *ls)
 		SetTickError(WARNING, "assigned to stop replication, but this server is not in recovery; not acting");
 		return ActionResult::Failed;
 	}
-	const char *names[] = {"primary_conninfo"};
-	const char *values[] = {""};
-	SetAutoConf(1, names, values, guc_monitor_timeout_ms);
-
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), guc_monitor_timeout_ms);
-	LocalState now_ls;
-	for (;;) {
-		CHECK_FOR_INTERRUPTS();
-		ReadLocalState(&now_ls);
-		if (!now_ls.wal_receiver_running)
-			break;
-		if (GetCurrentTimestamp() >= deadline) {
-			SetTickError(LOG, "the walreceiver has not stopped yet after primary_conninfo was emptied");
-			return ActionResult::InProgress;
-		}
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kPollMs, wait_event);
-		ResetLatch(MyLatch);
-	}
-	ereport(LOG, (errmsg("pg_autopilot keeper: replication stopped; received WAL up to %X/%X on timeline %u",
-						 (uint32) (now_ls.lsn >> 32), (uint32) now_ls.lsn, now_ls.timeline)));
-	return ActionResult::Done;
+	return StopStreaming("promotion candidate");
 }
 
 /*
@@ -929,6 +961,18 @@ DemoteRewind(const LocalState *ls, const Goal *goal, const char *new_state)
 			throw autopilot::Error(sqlstate::kInvalidParameterValue, "pg_rewind source conninfo is too long");
 		memcpy(source, s.c_str(), s.size() + 1);
 	});
+	/*
+	 * Whatever happens between the shutdown and the rewind (a crash, a lost
+	 * or unreadable pending file), the next start is a standby without
+	 * upstream, never a writable primary: standby.signal and an empty
+	 * primary_conninfo are on disk before the restart is requested.  The
+	 * rewind's own settings replace them.  No reload to wait for: the
+	 * re-exec reads the files afresh.
+	 */
+	const char *sb_names[] = {"primary_conninfo"};
+	const char *sb_values[] = {""};
+	SetAutoConf(1, sb_names, sb_values, 0);
+	CreateStandbySignal();
 	ereport(LOG, (errmsg("pg_autopilot keeper: rewinding onto the new primary at %s:%d: clean fast shutdown, then "
 						 "pg_rewind in the pre-start hook and a restart as its standby (same postmaster PID)",
 						 goal->primary_host, goal->primary_port)));
@@ -976,66 +1020,22 @@ IsolationWatched(const LocalState *ls)
 }
 
 /*
- * SelfFence (docs/failover.md "Self-fencing"): the login fence goes up
- * (persisted), standby.signal is written with no upstream, and the keeper
- * exits with code 2: the postmaster treats that as a crash, SIGQUITs every
- * backend (so no session can commit any more) and restarts in standby mode.
- * synchronous_standby_names is left alone: emptying it would acknowledge
- * commits no standby has.  Terminating client backends first would add
- * nothing: the crash restart ends them all at once.
- */
-static void
-SelfFence(long isolated_ms)
-{
-	ereport(WARNING,
-			(errmsg("pg_autopilot keeper: primary isolated for %ld ms (no monitor, no streaming standby): fencing: "
-					"logins refused, restarting as a standby",
-					isolated_ms),
-			 errdetail("pg_autopilot.fence_timeout is %d ms.", guc_fence_timeout_ms)));
-	SetFence(true, "the primary was isolated from the monitor and its standbys");
-	/*
-	 * The crash restart is the fence: restart_after_crash must be on (it is
-	 * PGC_SIGHUP), otherwise the server would stop and never rejoin.
-	 */
-	if (!restart_after_crash)
-		ereport(LOG, (errmsg("pg_autopilot keeper: setting restart_after_crash = on, which self-fencing needs")));
-	const char *names[] = {"primary_conninfo", "restart_after_crash"};
-	const char *values[] = {"", "on"};
-	SetAutoConf(2, names, values, guc_monitor_timeout_ms);
-	CreateStandbySignal();
-	proc_exit(2);
-}
-
-/* CheckIsolation fences the node when it has been isolated for fence_timeout (see SelfFence). */
-static void
-CheckIsolation(const LocalState *ls)
-{
-	TimestampTz now = GetCurrentTimestamp();
-	if (ls->last_standby_reply != 0 && ls->last_standby_reply != seen_standby_reply) {
-		/* The reply time is the standby's clock: only its change counts, measured on ours. */
-		seen_standby_reply = ls->last_standby_reply;
-		last_standby_contact = now;
-	}
-	if (!IsolationWatched(ls))
-		return;
-	TimestampTz contact = Max(keeper_started_at, last_monitor_ok);
-	if (last_standby_contact != 0 && ls->streaming_walsenders > 0)
-		contact = Max(contact, TimestampTzPlusMilliseconds(last_standby_contact, kStandbyReplySlackMs));
-	long isolated_ms = TimestampDifferenceMilliseconds(contact, now);
-	if (now > contact && isolated_ms >= guc_fence_timeout_ms)
-		SelfFence(isolated_ms);
-}
-
-/*
  * LiftFenceIfProven lifts the login fence when the node's role is proven
  * (docs/failover.md "The old primary comes back"):
  *  - confirmed: the monitor has just assigned this writable node the state
  *    it reported (after_heartbeat);
- *  - a synchronous standby streams from this primary: no other node can have
- *    been promoted (two-node groups; with more standbys only the monitor's
- *    confirmation counts... see the report);
- *  - a standby that catches up or is secondary streams from the primary: its
- *    history is a prefix of the primary's.
+ *  - at least k of the standbys named in the ANY k (...) this primary runs
+ *    with stream from it (SyncQuorumStreams, election.cpp): an election
+ *    needs all but k - 1 of them stopped, and a stopped standby never
+ *    streams from the old primary again, so no other node was promoted.
+ *    With one standby this is "the synchronous standby streams from us";
+ *    the monitor's failover of a one-standby group stops it first too;
+ *  - a standby that catches up, is secondary or joins the new primary
+ *    after an election streams from the primary: its history is a prefix
+ *    of the primary's.  "Streams" means the walreceiver is in state
+ *    streaming and this process has not found the standby diverged
+ *    (DivergedBlocksFenceLift): a diverged one stays connected, waiting at
+ *    the end of a timeline it cannot leave.
  */
 static void
 LiftFenceIfProven(const LocalState *ls, const Goal *goal)
@@ -1043,8 +1043,9 @@ LiftFenceIfProven(const LocalState *ls, const Goal *goal)
 	if (!IsFenced())
 		return;
 	if (ls->in_recovery) {
-		if ((current == NodeState::Catchingup || current == NodeState::Secondary) && ls->wal_receiver_streaming &&
-			!NeedsReclone())
+		if ((current == NodeState::Catchingup || current == NodeState::Secondary ||
+			 current == NodeState::JoinSecondary) &&
+			ls->wal_receiver_streaming && !NeedsReclone() && !DivergedBlocksFenceLift())
 			SetFence(false, "this standby streams from the primary");
 		/*
 		 * Maintenance is reached only from a standby state or from demoted,
@@ -1063,8 +1064,8 @@ LiftFenceIfProven(const LocalState *ls, const Goal *goal)
 		char why[128];
 		snprintf(why, sizeof(why), "the monitor confirms this node as the primary (state %s)", fsm::StateName(current));
 		SetFence(false, why);
-	} else if (current == NodeState::Primary && ls->sync_candidates > 0)
-		SetFence(false, "a synchronous standby streams from this primary, so no other node was promoted");
+	} else if (current == NodeState::Primary && SyncQuorumStreams(ls))
+		SetFence(false, "a quorum of synchronous standbys streams from this primary, so no other node was promoted");
 }
 
 /* RequireNotInRecovery reports a primary-only action assigned to a server in recovery; false then. */
@@ -1077,8 +1078,6 @@ RequireNotInRecovery(const LocalState *ls, KeeperAction action)
 				  fsm::StateName(assigned), fsm::KeeperActionName(action));
 	return false;
 }
-
-static bool EnsurePeersInHba(const Goal *goal);
 
 static ActionResult
 RunAction(KeeperAction action, const LocalState *ls, const Goal *goal)
@@ -1124,6 +1123,18 @@ RunAction(KeeperAction action, const LocalState *ls, const Goal *goal)
 		return StopReplication(ls);
 	case KeeperAction::Promote:
 		return Promote(ls);
+	/* docs/elections.md (election.cpp). */
+	case KeeperAction::ApplySettings:
+		return ApplySettings(ls, goal);
+	case KeeperAction::ReportLsn:
+		return ReportLsn(ls, goal);
+	case KeeperAction::FastForward:
+		return FastForward(ls, goal);
+	case KeeperAction::JoinNewPrimary:
+		/* The new primary's timeline continues our WAL (it had the most of it): follow it, no rewind. */
+		return FollowPrimary(ls, goal);
+	case KeeperAction::Dropped:
+		return LeaveFormation(ls, current);
 	}
 	return ActionResult::Failed;
 }
@@ -1151,13 +1162,11 @@ PromoteBack(const LocalState *ls, const Goal *goal)
 	return true;
 }
 
-/* Steady keeps a node whose current state equals its goal in line with the monitor's latest values. */
 /*
- * EnsurePeersInHba lets the group's other nodes in through pg_hba.conf when
- * pg_autopilot.hba_method is set (hba_file.cpp); a failure is reported like
+ * EnsurePeersInHba (keeper.hpp; hba_file.cpp): a failure is reported like
  * any tick error and retried at the next tick.
  */
-static bool
+bool
 EnsurePeersInHba(const Goal *goal)
 {
 	char err[kErrorLen];
@@ -1171,6 +1180,17 @@ EnsurePeersInHba(const Goal *goal)
 	return false;
 }
 
+/*
+ * Steady keeps a node whose current state equals its goal in line with the
+ * monitor's latest values.  A primary keeps a slot (and HBA lines) for every
+ * other node and the monitor's names.  A following standby re-points at
+ * whatever node primary_* names: a new host or port, and after a switchover
+ * with several standbys the new primary — its WAL is a prefix of the
+ * candidate's, and recovery_target_timeline = 'latest' (the default) makes
+ * the walreceiver fetch the new timeline's history and follow it.  While a
+ * role change is in flight primary_* is NULL and nothing moves.  With
+ * hba_method set, standbys keep pg_hba.conf lines for the other nodes too.
+ */
 static void
 Steady(const LocalState *ls, const Goal *goal)
 {
@@ -1181,9 +1201,79 @@ Steady(const LocalState *ls, const Goal *goal)
 		}
 		if (goal->has_ssn)
 			SetSyncNames(goal->ssn);
-	} else if (ls->in_recovery && (current == NodeState::Catchingup || current == NodeState::Secondary) &&
-			   goal->has_primary && goal->primary_sysid == ls->system_identifier)
-		EnsureFollowing(goal); /* the primary's host or port may have changed */
+	} else if (ls->in_recovery) {
+		bool follows =
+			current == NodeState::Catchingup || current == NodeState::Secondary || current == NodeState::JoinSecondary;
+		/* Any standby may have to serve WAL to an election winner (fast_forward): admit the peers (cached). */
+		if (follows || current == NodeState::ReportLsn)
+			(void) EnsurePeersInHba(goal);
+		if (follows && goal->has_primary && goal->primary_node_id != node_id &&
+			goal->primary_sysid == ls->system_identifier) {
+			EnsureFollowing(goal);
+			/* WAL beyond the primary's fork point: fenced by StandbyDiverged, rewound here (diverged.cpp). */
+			if (StandbyDiverged(goal, ls->system_identifier))
+				(void) DemoteRewind(ls, goal, fsm::StateName(current));
+		}
+	}
+}
+
+/* ---------- a dropped node (docs/elections.md, drop_node) ---------- */
+
+static bool dropped_reported = false; /* the one report of `dropped` was attempted */
+static bool dropped_logged = false;
+
+static bool
+StateFileExists(void)
+{
+	bool exists = false;
+	autopilot::pgx::CallCpp([&] {
+		struct stat st;
+		exists = stat(datadir::StateFile(DataDir).c_str(), &st) == 0;
+	});
+	return exists;
+}
+
+/*
+ * DroppedIdle: the node was removed from its formation.  The keeper reports
+ * `dropped` once, on the session it still has (the monitor then deletes the
+ * node's row), closes the session and idles.  It never registers again —
+ * a dropped node must not come back by itself — until the DBA removes the
+ * state file <PGDATA>.autopilot/state (README), which it looks for at every
+ * wake-up (kIdleMs, or a reload).  A keeper that restarts in state dropped
+ * idles at once: its report, if it never arrived, is replaced by
+ * drop_node(..., force => true).  Returns the wait before the next tick.
+ */
+static long
+DroppedIdle(const LocalState *ls)
+{
+	if (!StateFileExists()) {
+		ereport(LOG, (errmsg("pg_autopilot keeper: the state file of the dropped node was removed: registering "
+							 "again")));
+		DropMonitor();
+		current = NodeState::Init;
+		node_id = 0;
+		group_id = -1;
+		have_assigned = false;
+		dropped_reported = dropped_logged = false;
+		return 0;
+	}
+	if (monitor_conn != nullptr && !dropped_reported) {
+		Goal goal;
+		memset(&goal, 0, sizeof(goal));
+		dropped_reported = true;
+		(void) Heartbeat(ls, &goal);
+	}
+	DropMonitor();
+	if (!dropped_logged) {
+		char path[MAXPGPATH] = "";
+		autopilot::pgx::CallCpp([&] { strlcpy(path, datadir::StateFile(DataDir).c_str(), sizeof(path)); });
+		ereport(LOG, (errmsg("pg_autopilot keeper: node \"%s\" was dropped from formation \"%s\"; the keeper stays "
+							 "idle and does not register again",
+							 guc_node_name, guc_formation),
+					  errhint("To add this node again, remove \"%s\" and reload the configuration.", path)));
+		dropped_logged = true;
+	}
+	return kIdleMs;
 }
 
 /* ---------- the tick ---------- */
@@ -1203,7 +1293,7 @@ KeeperTick(void)
 		SetTickError(0, "waiting for the requested restart");
 		return guc_heartbeat_interval_ms;
 	}
-	CheckIsolation(&ls);
+	CheckIsolation(IsolationWatched(&ls), node_id);
 	LiftFenceIfProven(&ls, nullptr);
 
 	if (!ValidateSettings(cfg, sizeof(cfg))) {
@@ -1215,7 +1305,10 @@ KeeperTick(void)
 		SetTickError(0, cfg);
 		return kIdleMs;
 	}
+	if (current == NodeState::Dropped)
+		return DroppedIdle(&ls);
 
+	tick_monitor_deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), guc_monitor_timeout_ms);
 	if (monitor_conn != nullptr && IdentityChanged()) {
 		ereport(LOG, (errmsg("pg_autopilot keeper: identity settings changed, registering again")));
 		DropMonitor();
@@ -1235,6 +1328,7 @@ KeeperTick(void)
 	LiftFenceIfProven(&ls, &goal);
 	if (PromoteBack(&ls, &goal))
 		return 0; /* report as a primary again at once */
+	ApplyWantedSettings(&goal);
 
 	if (current == goal.assigned) {
 		Steady(&ls, &goal);
@@ -1424,7 +1518,7 @@ AutopilotKeeperMain(Datum main_arg)
 	tick_ctx = AllocSetContextCreate(TopMemoryContext, "pg_autopilot keeper tick", ALLOCSET_DEFAULT_SIZES);
 
 	LoadStateFile();
-	keeper_started_at = GetCurrentTimestamp();
+	FenceLoadPeers();
 	rewind_unsupported = !wal_log_hints && !DataChecksumsEnabled();
 	PublishStatus();
 	ereport(LOG, (errmsg("pg_autopilot keeper started")));

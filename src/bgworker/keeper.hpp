@@ -15,6 +15,8 @@ extern "C" {
 #include <cstddef>
 #include <cstdint>
 
+#include "states.hpp"
+
 namespace autopilot::node {
 
 /* GUCs (module.cpp).  Strings are never NULL once _PG_init has run. */
@@ -35,6 +37,24 @@ extern bool preloaded;
 constexpr size_t kNameLen = 64;    /* node and formation names: 1..63 bytes */
 constexpr size_t kStateLen = 32;   /* state labels */
 constexpr size_t kErrorLen = 1024; /* last_error */
+
+/* The most nodes of a group the isolation watch remembers besides this one (fence.cpp). */
+constexpr int kMaxPeers = 32;
+
+/*
+ * FenceWatch (fence.cpp) is what the isolation check needs to remember
+ * across a restart of the keeper process (not of shared memory: a crash
+ * restart starts it again).  TimestampTz values, 0 = never.
+ */
+struct FenceWatch {
+	int64_t watch_since;       /* when the node became writable and watched; 0 while not watched */
+	int64_t last_monitor_ok;   /* last successful node_active */
+	int64_t last_peer_contact; /* last time a peer standby's reply time moved (our clock) */
+	int64_t seen_peer_reply;   /* newest peer reply time seen (the standby's clock) */
+	bool peers_known;          /* peer_ids holds the monitor's (or the peers file's) list */
+	int32_t n_peers;
+	int64_t peer_ids[kMaxPeers]; /* node ids of the group's other nodes (standby_slots) */
+};
 
 /*
  * KeeperShared is the keeper's status, written by the keeper and read by
@@ -60,6 +80,8 @@ struct KeeperShared {
 	 */
 	bool fenced;
 	char fence_reason[256];
+	/* The isolation watch of fence.cpp (see FenceWatch): survives a restart of the keeper process. */
+	FenceWatch fence_watch;
 };
 
 extern KeeperShared *keeper_shared; /* nullptr when not preloaded */
@@ -107,6 +129,7 @@ void ReadLocalState(LocalState *st);
  * removes the line), makes the postmaster reload and waits until this
  * process' own reload shows every new value, for at most timeout_ms.
  * Does nothing (and does not signal) when all values are already in effect.
+ * timeout_ms <= 0 writes and signals without waiting for the confirmation.
  * Raises ERROR on an invalid value, an I/O failure, or an unconfirmed reload.
  */
 void SetAutoConf(int n, const char *const *names, const char *const *values, int timeout_ms);
@@ -120,5 +143,63 @@ void EnsureSlots(const char *wanted);
 
 /* The prefix of the slots and application names the keeper manages. */
 constexpr const char *kStandbyPrefix = "pg_autopilot_node_";
+
+/* ---------- the keeper's tick, shared by keeper.cpp and the action files ---------- */
+
+/* Outcome of a keeper action: Done advances the current state, the others retry at the next tick. */
+enum class ActionResult { Done, InProgress, Failed };
+
+/* What node_active answered (keeper.cpp, Heartbeat; docs/protocol.md, docs/elections.md). */
+struct Goal {
+	fsm::NodeState assigned;
+	bool has_primary;
+	int64_t primary_node_id;
+	char primary_host[256];
+	int primary_port;
+	uint64_t primary_sysid;
+	bool has_ssn;
+	char ssn[1024];
+	bool has_slots;
+	char standby_slots[2048];
+	/* fast_forward: the election participant to stream from (upstream_*), NULL otherwise. */
+	bool has_upstream;
+	int64_t upstream_node_id;
+	char upstream_host[256];
+	int upstream_port;
+	uint64_t upstream_lsn;
+	/* Values the operator set on the monitor that this node's GUCs must take (NULL: none pending). */
+	bool has_wanted_priority;
+	int wanted_priority;
+	bool has_wanted_quorum;
+	bool wanted_quorum;
+};
+
+/*
+ * SetTickError records a problem of this tick (the first one wins; status()
+ * and the monitor see it) and logs it at `level` when it differs from what
+ * status() shows now; level 0: never log.  SetTickErrorf formats it.
+ */
+void SetTickError(int level, const char *msg);
+void SetTickErrorf(int level, const char *fmt, ...) pg_attribute_printf(2, 3);
+
+/* The keeper's wait event for its latch waits. */
+uint32_t KeeperWaitEvent(void);
+
+/*
+ * StandbyConninfo renders the primary_conninfo this node uses to stream from
+ * host:port (application_name pg_autopilot_node_<our id>, replication_user).
+ * Raises ERROR when it does not fit in len.
+ */
+void StandbyConninfo(const char *host, int port, char *buf, size_t len);
+
+/* SetSyncNames writes synchronous_standby_names (confirmed reload); raises like SetAutoConf. */
+void SetSyncNames(const char *value);
+
+/*
+ * EnsurePeersInHba lets the group's other nodes in through pg_hba.conf when
+ * pg_autopilot.hba_method is set; false (reported as a tick error) when that
+ * failed or the monitor is not connected, true otherwise.
+ */
+bool EnsurePeersInHba(const Goal *goal);
 
 } // namespace autopilot::node

@@ -59,7 +59,28 @@ ReadWalSenders(LocalState *st)
 	}
 }
 
-/* ReadWalReceiver copies the walreceiver's status; streaming only when its state says so. */
+/*
+ * ReadWalReceiver copies the walreceiver's status.
+ *
+ * wal_receiver_streaming is what the keeper reports as `streaming`, and the
+ * monitor's sync proof (docs/failover.md) trusts streaming=false: "this
+ * standby can no longer acknowledge a commit".  A false "false" would be
+ * unsafe, a false "true" only delays a failover, so any doubt counts as
+ * true.  WALRCV_STREAMING alone is too weak the other way round: the
+ * walreceiver sets it (PG15 WalReceiverMain) before walrcv_connect, so a
+ * walreceiver stuck connecting to a frozen or unreachable primary looked
+ * like a streaming one.  WalReceiverMain clears ready_to_display when it
+ * starts and sets it (with sender_host/sender_port) right after the
+ * connection is established, before IDENTIFY_SYSTEM and START_REPLICATION;
+ * WalRcvDie clears it together with pid.  A standby can only acknowledge WAL
+ * (flush feedback) after START_REPLICATION, i.e. after ready_to_display.
+ * Hence: streaming = a walreceiver process exists and has an established
+ * connection, in any state but STOPPED/STARTING — STOPPING (asked to stop,
+ * may still send feedback until it exits), WAITING and RESTARTING (end of a
+ * timeline: the connection stays open and may resume) count as streaming.
+ * flushedUpto or lastMsgReceiptTime were not used: an idle primary sends
+ * nothing new for a while, so "no progress" does not prove "not connected".
+ */
 static void
 ReadWalReceiver(LocalState *st)
 {
@@ -67,15 +88,17 @@ ReadWalReceiver(LocalState *st)
 		return;
 	WalRcvState state;
 	pid_t pid;
+	bool connected;
 
 	SpinLockAcquire(&WalRcv->mutex);
 	pid = WalRcv->pid;
 	state = WalRcv->walRcvState;
+	connected = WalRcv->ready_to_display;
 	strlcpy(st->sender_host, WalRcv->sender_host, sizeof(st->sender_host));
 	st->sender_port = WalRcv->sender_port;
 	SpinLockRelease(&WalRcv->mutex);
 
-	st->wal_receiver_streaming = pid != 0 && state == WALRCV_STREAMING;
+	st->wal_receiver_streaming = pid != 0 && connected && state != WALRCV_STOPPED && state != WALRCV_STARTING;
 	st->wal_receiver_running = pid != 0 && state != WALRCV_STOPPED && state != WALRCV_WAITING;
 	if (!st->wal_receiver_streaming) {
 		st->sender_host[0] = '\0';

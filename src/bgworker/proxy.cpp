@@ -97,12 +97,17 @@ Call(const char *sql, int nparams, const char *const *params, CallResult *out)
 		return;
 	}
 
+	/*
+	 * The kept result outlives the calls below that can raise (a cancel at
+	 * CHECK_FOR_INTERRUPTS, palloc): it lives outside the PG_TRY frame and the
+	 * catch block clears it.
+	 */
+	PGresult *volatile kept = nullptr;
 	PG_TRY();
 	{
 		TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kCallTimeoutMs);
 		bool sent = PQsendQueryParams(conn, sql, nparams, nullptr, params, nullptr, nullptr, 0) != 0;
 		const char *failure = sent ? nullptr : PQerrorMessage(conn);
-		PGresult *kept = nullptr;
 		while (failure == nullptr) {
 			int flush = PQflush(conn);
 			bool busy = flush == 0 && PQisBusy(conn);
@@ -155,11 +160,15 @@ Call(const char *sql, int nparams, const char *const *params, CallResult *out)
 					if (!PQgetisnull(kept, r, c))
 						out->values[r * out->ncols + c] = pstrdup(PQgetvalue(kept, r, c));
 		}
-		if (kept != nullptr)
+		if (kept != nullptr) {
 			PQclear(kept);
+			kept = nullptr;
+		}
 	}
 	PG_CATCH();
 	{
+		if (kept != nullptr)
+			PQclear(kept);
 		autopilot::pgx::PqFinish(conn);
 		PG_RE_THROW();
 	}

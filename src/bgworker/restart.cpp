@@ -54,6 +54,7 @@ extern "C" {
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "clone.hpp"
 #include "datadir.hpp"
 #include "pg/guard.hpp"
 #include "restart.hpp"
@@ -100,6 +101,7 @@ char pending_path[MAXPGPATH];
 char clone_path[MAXPGPATH];
 char state_file_path[MAXPGPATH];
 char needs_reclone_path[MAXPGPATH];
+char fenced_path[MAXPGPATH];
 char exec_cwd[MAXPGPATH]; /* directory to execv from; empty: stay in PGDATA */
 
 /* CaptureArgv reads the original argument vector from /proc/self/cmdline into malloc'd memory. */
@@ -297,37 +299,14 @@ MarkNewFdsCloexec(void) noexcept
 
 /*
  * ReapChildren waits (bounded by kReapTimeoutMs) until the postmaster has no
- * child left.  Signals are blocked by then, so it waits for SIGCHLD with
- * sigtimedwait instead of sleeping: a child that exits between waitpid and
- * sigtimedwait leaves SIGCHLD pending and the wait returns at once.  Other
- * blocked signals (a pg_ctl stop) stay pending for the new image.
+ * child left (WaitChildren, clone.cpp: no sleeping; other blocked signals —
+ * a pg_ctl stop — stay pending for the new image).
  */
 void
 ReapChildren(void) noexcept
 {
-	sigset_t chld;
-	sigemptyset(&chld);
-	sigaddset(&chld, SIGCHLD);
-	struct timespec start, now;
-	clock_gettime(CLOCK_MONOTONIC, &start);
-
-	for (;;) {
-		int status;
-		pid_t pid = waitpid(-1, &status, WNOHANG);
-		if (pid > 0)
-			continue;
-		if (pid < 0 && errno == EINTR)
-			continue;
-		if (pid < 0) /* ECHILD: nobody left */
-			return;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		long elapsed_ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-		if (elapsed_ms >= kReapTimeoutMs)
-			return;
-		long left_ms = kReapTimeoutMs - elapsed_ms;
-		struct timespec timeout = {left_ms / 1000, (left_ms % 1000) * 1000000};
-		(void) sigtimedwait(&chld, nullptr, &timeout);
-	}
+	int status;
+	(void) WaitChildren(-1, kReapTimeoutMs, &status);
 }
 
 /*
@@ -472,17 +451,44 @@ RemovePendingFile(void)
 	return FsyncPath(state_dir_path);
 }
 
-/* RollBack abandons the pending action: the old data directory is intact and starts normally. */
+/*
+ * RollBack abandons the pending action.  as_standby false: the old data
+ * directory is intact and starts as it is (a clone that could not be swapped
+ * in).  as_standby true (the pending file is unreadable or names an unknown
+ * action, so nobody knows what the keeper wanted — maybe a rewind of a
+ * former primary): the server starts as a standby without upstream
+ * (standby.signal, primary_conninfo '') with the login fence up, never as a
+ * writable primary; FATAL when that cannot be set up (the next start tries
+ * again, the pending file is kept).
+ */
 void
-RollBack(const char *why, const char *detail, const sigset_t *old_mask)
+RollBack(const char *why, const char *detail, const sigset_t *old_mask, bool as_standby)
 {
+	if (as_standby) {
+		ErrorBuffer err;
+		const char *pgdata = DataDir;
+		if (!autopilot::pgx::TryCpp(err, [&] {
+				BecomeStandbyFiles(pgdata, {{"primary_conninfo", ""}});
+				datadir::WriteFileAtomic(fenced_path,
+										 std::string("a pending pre-start action was abandoned: ") + why + "\n");
+			}))
+			ereport(FATAL,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("pg_autopilot: could not prepare a standby start after abandoning the pending pre-start "
+							"action: %s",
+							err.message),
+					 errdetail("The pending action was abandoned because %s.", why),
+					 errhint("The next start of the server tries again (pending file \"%s\").", pending_path)));
+	}
 	bool removed = RemovePendingFile();
 	int save = errno;
 	ereport(WARNING, (errmsg("pg_autopilot: pending pre-start action abandoned: %s", why),
 					  detail && detail[0] ? errdetail_internal("%s", detail) : 0,
-					  errhint("The server starts with its current data directory \"%s\"; the keeper decides again "
-							  "what to do with it.",
-							  DataDir)));
+					  as_standby ? errhint("The server starts as a standby without upstream with the login fence up; "
+										   "the keeper decides again what to do with it.")
+								 : errhint("The server starts with its current data directory \"%s\"; the keeper "
+										   "decides again what to do with it.",
+										   DataDir)));
 	if (!removed) {
 		errno = save;
 		ereport(WARNING,
@@ -609,7 +615,7 @@ RunCloneSwap(const datadir::PendingAction &action, const sigset_t *old_mask)
 					 clone_path, *cloned, expected);
 		else
 			snprintf(detail, sizeof(detail), "\"%s\" is missing or has no readable global/pg_control.", clone_path);
-		RollBack("the clone to swap in is not usable", detail, old_mask);
+		RollBack("the clone to swap in is not usable", detail, old_mask, false);
 		return;
 	}
 
@@ -619,7 +625,7 @@ RunCloneSwap(const datadir::PendingAction &action, const sigset_t *old_mask)
 						 clone_path)));
 	ErrorBuffer err;
 	if (!autopilot::pgx::TryCpp(err, [&] { PrepareClone(DataDir, clone_path, action); })) {
-		RollBack("could not prepare the clone", err.message, old_mask);
+		RollBack("could not prepare the clone", err.message, old_mask, false);
 		return;
 	}
 
@@ -628,7 +634,7 @@ RunCloneSwap(const datadir::PendingAction &action, const sigset_t *old_mask)
 		char detail[MAXPGPATH * 2 + 128];
 		snprintf(detail, sizeof(detail), "renameat2(RENAME_EXCHANGE) of \"%s\" and \"%s\" failed: %s.", DataDir,
 				 clone_path, strerror(errno));
-		RollBack("could not exchange the data directories", detail, old_mask);
+		RollBack("could not exchange the data directories", detail, old_mask, false);
 		return;
 	}
 	if (!FsyncParent(DataDir)) {
@@ -781,7 +787,7 @@ ReadTail(const char *path, char *out, size_t len) noexcept
  * retries the pending rewind).
  */
 [[noreturn]] void
-RewindFailed(const std::string &pgdata, const std::string &save_dir, const char *why)
+RewindFailed(const char *pgdata, const char *save_dir, const char *why)
 {
 	ereport(WARNING,
 			(errmsg("pg_autopilot: pg_rewind of \"%s\" failed: %s", DataDir, why),
@@ -790,7 +796,7 @@ RewindFailed(const std::string &pgdata, const std::string &save_dir, const char 
 	ErrorBuffer err;
 	bool ok = autopilot::pgx::TryCpp(err, [&] {
 		struct stat st;
-		if (stat(save_dir.c_str(), &st) == 0)
+		if (stat(save_dir, &st) == 0)
 			RestoreNodeConfig(pgdata, save_dir);
 		BecomeStandbyFiles(pgdata, {{"primary_conninfo", ""}});
 		datadir::WriteFileAtomic(needs_reclone_path, std::string(why) + "\n");
@@ -827,8 +833,10 @@ RewindFailed(const std::string &pgdata, const std::string &save_dir, const char 
 [[noreturn]] void
 RunRewind(const datadir::PendingAction &action)
 {
-	std::string pgdata(DataDir);
-	std::string save_dir = std::string(state_dir_path) + "/rewind-conf";
+	/* Plain buffers, not std::string: this frame ereports (LOG, FATAL). */
+	const char *pgdata = DataDir;
+	char save_dir[MAXPGPATH + 16];
+	snprintf(save_dir, sizeof(save_dir), "%s/rewind-conf", state_dir_path);
 	char log_path[MAXPGPATH + 16];
 	snprintf(log_path, sizeof(log_path), "%s/rewind.log", state_dir_path);
 
@@ -918,7 +926,7 @@ RunPendingAction(void)
 	if (!parsed) {
 		char detail[sizeof(err.message) + sizeof(err.detail) + 2];
 		snprintf(detail, sizeof(detail), "%s%s%s", err.message, err.detail[0] ? " " : "", err.detail);
-		RollBack("the pending file is not valid", detail, &old_mask);
+		RollBack("the pending file is not valid", detail, &old_mask, true);
 		return;
 	}
 	if (action->kind == "rewind") {
@@ -929,7 +937,7 @@ RunPendingAction(void)
 		snprintf(detail, sizeof(detail), "Kind \"%.64s\", expected system identifier %" PRIu64 ".",
 				 action->kind.c_str(), action->expected_system_identifier);
 		delete action;
-		RollBack("unknown pending action", detail, &old_mask);
+		RollBack("unknown pending action", detail, &old_mask, true);
 		return;
 	}
 	RunCloneSwap(*action, &old_mask);
@@ -987,6 +995,7 @@ AutopilotPrestartInit(void)
 		autopilot::datadir::CopyPath(clone_path, sizeof(clone_path), datadir::CloneDir(pgdata));
 		autopilot::datadir::CopyPath(state_file_path, sizeof(state_file_path), datadir::StateFile(pgdata));
 		autopilot::datadir::CopyPath(needs_reclone_path, sizeof(needs_reclone_path), datadir::NeedsRecloneFile(pgdata));
+		autopilot::datadir::CopyPath(fenced_path, sizeof(fenced_path), datadir::FencedFile(pgdata));
 	});
 	if (!paths_ok) {
 		ereport(WARNING, (errmsg("pg_autopilot: same-PID restarts are disabled: %s", err.message)));
