@@ -28,6 +28,8 @@ our @EXPORT = qw(
   start_writer stop_writer writer_results wait_for_writer_acks check_no_loss
   psql_error node_processes freeze_node thaw_node wait_processes_gone
   check_log_clean_except events_since max_event_id states_text
+  node_group wait_for_state_in state_row_in wait_for_sync_names expected_any_names
+  wait_for_assigned_in events_since_in keeper_process
 );
 
 # Settings that keep several postmasters cheap on a 2-core machine.
@@ -530,6 +532,21 @@ sub node_processes
 	return @all;
 }
 
+# keeper_process: PID of $node's keeper background worker (undef when none
+# runs), found among the postmaster's children by its process title.
+sub keeper_process
+{
+	my ($node) = @_;
+	foreach my $pid (node_processes($node))
+	{
+		open my $fh, '<', "/proc/$pid/cmdline" or next;
+		my $cmd = <$fh> // '';
+		close $fh;
+		return $pid if $cmd =~ /pg_autopilot keeper/;
+	}
+	return undef;
+}
+
 # freeze_node: SIGSTOP the postmaster, then every descendant, until a /proc
 # scan finds no process left running (a fork in flight shows up in the next
 # scan).  Children started by pg_ctl share the test's process group, so a
@@ -615,6 +632,114 @@ sub states_text
 	return $monitor->safe_psql('pg_autopilot',
 		"SELECT string_agg(node_name || '|' || current_state || '|' || assigned_state || '|' || candidate_priority, ' ' ORDER BY node_id) "
 		  . 'FROM pg_autopilot.show_state()');
+}
+
+# ---------------------------------------------------------------------------
+# Groups of any size and several formations (issue 4, docs/elections.md).
+# ---------------------------------------------------------------------------
+
+# state_row_in: "current|assigned" of one node of $formation.
+sub state_row_in
+{
+	my ($monitor, $formation, $node_name) = @_;
+	return $monitor->safe_psql('pg_autopilot',
+		"SELECT current_state || '|' || assigned_state FROM pg_autopilot.show_state('$formation') "
+		  . "WHERE node_name = '$node_name'");
+}
+
+# wait_for_state_in: wait_for_state for a node of $formation.
+sub wait_for_state_in
+{
+	my ($monitor, $formation, $node_name, $state, $test_name) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my $ok = $monitor->poll_query_until('pg_autopilot',
+		"SELECT current_state || '|' || assigned_state FROM pg_autopilot.show_state('$formation') "
+		  . "WHERE node_name = '$node_name'",
+		"$state|$state");
+	ok($ok, $test_name // "$node_name reaches $state in formation $formation");
+	if (!$ok)
+	{
+		my ($out, $err);
+		$monitor->psql('pg_autopilot', "SELECT * FROM pg_autopilot.show_state('$formation') ORDER BY node_id",
+			stdout => \$out, stderr => \$err);
+		diag "show_state('$formation'):\n" . ($out // '') . ($err // '');
+		$monitor->psql('pg_autopilot', "SELECT * FROM pg_autopilot.show_events('$formation', 40)",
+			stdout => \$out, stderr => \$err);
+		diag "show_events('$formation'):\n" . ($out // '') . ($err // '');
+	}
+	return $ok;
+}
+
+# wait_for_assigned_in: wait until the node's assigned state is one of
+# @states (current may still differ); returns the state reached or undef.
+sub wait_for_assigned_in
+{
+	my ($monitor, $formation, $node_name, @states) = @_;
+	my $list = join(',', map { "'$_'" } @states);
+	my $ok = $monitor->poll_query_until('pg_autopilot',
+		"SELECT count(*) FROM pg_autopilot.show_state('$formation') "
+		  . "WHERE node_name = '$node_name' AND assigned_state::text IN ($list)", '1');
+	return undef unless $ok;
+	return $monitor->safe_psql('pg_autopilot',
+		"SELECT assigned_state FROM pg_autopilot.show_state('$formation') WHERE node_name = '$node_name'");
+}
+
+# node_group: a group of $n nodes from fresh initdbs.  The first node waits
+# for single, then each further node is started and waited for until
+# secondary, one at a time (each clones the primary), and the first ends
+# primary.  %opts: names (array ref, default node1..nodeN), formation
+# (default 'default'), node_opts (hash ref: name => hash ref of
+# configure_node options, e.g. candidate_priority).  Returns the
+# PostgreSQL::Test::Cluster objects in order.
+sub node_group
+{
+	my ($monitor, $n, %opts) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my @names = @{ $opts{names} // [ map { "node$_" } 1 .. $n ] };
+	my $formation = $opts{formation} // 'default';
+	my @nodes;
+	foreach my $i (0 .. $n - 1)
+	{
+		my %node_opts = %{ $opts{node_opts}{ $names[$i] } // {} };
+		$node_opts{formation} = $formation if $formation ne 'default';
+		my $node = new_node($names[$i], $monitor, %node_opts);
+		$node->start;
+		wait_for_state_in($monitor, $formation, $names[$i], $i == 0 ? 'single' : 'secondary');
+		push @nodes, $node;
+	}
+	wait_for_state_in($monitor, $formation, $names[0], 'primary') if $n > 1;
+	return @nodes;
+}
+
+# expected_any_names: the synchronous_standby_names the monitor computes,
+# 'ANY k (pg_autopilot_node_<id>, ...)' over the node ids in the order given
+# (priority descending, then id), as PostgreSQL shows it.
+sub expected_any_names
+{
+	my ($k, @ids) = @_;
+	return "ANY $k (" . join(', ', map { "pg_autopilot_node_$_" } @ids) . ')';
+}
+
+# wait_for_sync_names: one test: SHOW synchronous_standby_names on $node
+# reaches $expected.
+sub wait_for_sync_names
+{
+	my ($node, $expected, $test_name) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my $ok = $node->poll_query_until('postgres', 'SHOW synchronous_standby_names', $expected);
+	ok($ok, $test_name // $node->name . " runs synchronous_standby_names = '$expected'");
+	diag 'it runs: ' . $node->safe_psql('postgres', 'SHOW synchronous_standby_names') if !$ok;
+	return $ok;
+}
+
+# events_since_in: events_since for $formation.
+sub events_since_in
+{
+	my ($monitor, $formation, $event_id) = @_;
+	my $out = $monitor->safe_psql('pg_autopilot',
+		"SELECT node_name || '|' || assigned_state || '|' || rule FROM pg_autopilot.show_events('$formation', 100000) "
+		  . "WHERE event_id > $event_id AND rule IS NOT NULL ORDER BY event_id");
+	return grep { $_ ne '' } split /\n/, $out;
 }
 
 1;
