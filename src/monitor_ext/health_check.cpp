@@ -167,7 +167,12 @@ LoginUser()
 	return pw != nullptr ? pstrdup(pw->pw_name) : "postgres";
 }
 
-/* LocalSocketHost is the first unix_socket_directories entry, or localhost when there is none. */
+/*
+ * LocalSocketHost is how this worker reaches its own server: the first
+ * unix_socket_directories entry; without one, the first listen_addresses
+ * entry (a wildcard means any local address will do: localhost), so that a
+ * monitor that listens only on its LAN address is still reached.
+ */
 const char *
 LocalSocketHost()
 {
@@ -175,7 +180,19 @@ LocalSocketHost()
 	char *raw = pstrdup(Unix_socket_directories ? Unix_socket_directories : "");
 	if (SplitDirectoriesString(raw, ',', &dirs) && dirs != NIL)
 		return static_cast<const char *>(linitial(dirs));
-	return "localhost";
+
+	List *addrs = NIL;
+	char *listen = pstrdup(ListenAddresses ? ListenAddresses : "");
+	if (!SplitGUCList(listen, ',', &addrs) || addrs == NIL)
+		return "localhost";
+	const char *first = static_cast<const char *>(linitial(addrs));
+	if (strcmp(first, "*") == 0)
+		return "localhost";
+	if (strcmp(first, "0.0.0.0") == 0)
+		return "127.0.0.1";
+	if (strcmp(first, "::") == 0)
+		return "::1";
+	return first;
 }
 
 /* ConnectMonitor opens monitor_conn if needed; false (problem logged once) when it cannot. */
