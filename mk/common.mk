@@ -16,4 +16,9 @@ SHLIB_LINK = -lpq -lstdc++
 # this code.  "override" because Makefile.global sets it again.
 override with_llvm = no
 
+# Track header dependencies (.deps/*.Po): a changed shared header (say the
+# keeper's shared-memory struct) must rebuild every object that includes it,
+# or objects built against the old layout disagree about it at run time.
+override autodepend = yes
+
 include $(PGXS)

@@ -1,7 +1,14 @@
 #!/bin/bash
 # scripts/run-tests.sh — run pg_regress and TAP suites as an unprivileged user.
 #
-#   scripts/run-tests.sh regress|tap|all [t/NNN_file.pl ...]
+#   scripts/run-tests.sh regress|tap|campaign|all [t/NNN_file.pl ...]
+#
+# campaign: the small fault campaign (bench/campaign, bench/harness/README.md):
+# a three-node group in network namespaces under faults; needs root and runs
+# as root (it starts the servers as postgres itself and removes every
+# namespace, mount, process and folder it made); skipped, not failed, without
+# root or namespace support.  CAMPAIGN_ROUNDS (10), CAMPAIGN_SEED (fixed, so
+# that CI draws the same faults every run) and CAMPAIGN_ARGS change it.
 #
 # PostgreSQL refuses to run as root, and CI's clone may sit where the postgres
 # user cannot read.  As root we therefore copy the tree into a world-readable
@@ -65,7 +72,7 @@ if [ "$what" = tap ] || [ "$what" = all ]; then
 	[ "${PIPESTATUS[0]}" = 0 ] || status=1
 	if [ $status != 0 ]; then
 		# Only the failing files: their TAP log tail and any crash in their server logs.
-		failed=$(sed -n 's/^\(t\/[0-9A-Za-z_]*\)\.pl (Wstat.*/\1/p' "$scratch/prove.out" | sort -u)
+		failed=$(sed -n 's/^\(t\/[0-9A-Za-z_]*\)\.pl  *(Wstat.*/\1/p' "$scratch/prove.out" | sort -u)
 		for t in $failed; do
 			base=$(basename "$t")
 			f="$scratch/tree/tmp_check/log/regress_log_$base"
@@ -79,6 +86,26 @@ if [ "$what" = tap ] || [ "$what" = all ]; then
 		echo "==== TAP summary"
 		sed -n '/^Test Summary Report/,$p' "$scratch/prove.out"
 		echo "==== failed TAP files: ${failed:-none found}"
+	fi
+fi
+if [ "$what" = campaign ] || [ "$what" = all ]; then
+	echo "== fault campaign"
+	if [ "$(id -u)" != 0 ]; then
+		echo "campaign: skipped: needs root (network namespaces)"
+	else
+		# From the source tree, not the scratch copy: the cleanup above kills
+		# whatever names the scratch folder, and the campaign must be left to
+		# tear its namespaces down itself.  --timeout bounds a hung run.
+		# shellcheck disable=SC2086
+		"$src/bench/campaign" --rounds "${CAMPAIGN_ROUNDS:-10}" --seed "${CAMPAIGN_SEED:-20261127}" \
+			--timeout 1200 ${CAMPAIGN_ARGS:-}
+		rc=$?
+		if [ $rc = 77 ]; then
+			echo "campaign: skipped"
+		elif [ $rc != 0 ]; then
+			echo "==== fault campaign FAILED (exit $rc)"
+			status=1
+		fi
 	fi
 fi
 exit $status
