@@ -1,9 +1,12 @@
 #!/bin/sh
 # scripts/deps.sh — install the Debian packages the build, the tests and the
-# demo need.  Does nothing when everything is present; needs root otherwise.
+# demo need (the fault campaign, bench/harness/: iproute2, nftables,
+# python3-psycopg2).  Does nothing when everything is present; needs root
+# otherwise.
 set -e
 PKGS="postgresql-15 postgresql-client-15 postgresql-server-dev-15 libpq-dev libssl-dev libkrb5-dev
-libipc-run-perl cmake g++ make pkg-config googletest libgtest-dev clang-format rsync procps iproute2"
+libipc-run-perl cmake g++ make pkg-config googletest libgtest-dev clang-format rsync procps iproute2
+nftables python3 python3-psycopg2 util-linux"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
