@@ -491,8 +491,12 @@ Heartbeat(const LocalState *ls, Goal *goal)
 	snprintf(tli, sizeof(tli), "%u", ls->timeline);
 	snprintf(lsn, sizeof(lsn), "%X/%X", (uint32) (ls->lsn >> 32), (uint32) ls->lsn);
 	snprintf(prio, sizeof(prio), "%d", guc_candidate_priority);
-	/* The names this primary runs with (docs/elections.md, "applied names"); '' on a standby. */
-	const char *applied = ls->in_recovery ? "" : GetConfigOption("synchronous_standby_names", true, false);
+	/*
+	 * The synchronous_standby_names setting (SyncRepStandbyNames), also in
+	 * recovery: a demoted old primary keeps reporting the names it
+	 * acknowledged commits with (docs/elections.md, "Evidence kept").
+	 */
+	const char *applied = GetConfigOption("synchronous_standby_names", true, false);
 	const char *params[] = {guc_formation,
 							id,
 							fsm::StateName(current),
@@ -1037,6 +1041,20 @@ IsolationWatched(const LocalState *ls)
  *    (DivergedBlocksFenceLift): a diverged one stays connected, waiting at
  *    the end of a timeline it cannot leave.
  */
+/*
+ * StreamsFromPrimary: the walreceiver is connected to the node the monitor
+ * names as the group's primary (host and port as the monitor gave them,
+ * which is what primary_conninfo was built from).  Streaming from anything
+ * else — an old primary that was failed over, a standby — proves nothing
+ * about this node's history.
+ */
+static bool
+StreamsFromPrimary(const LocalState *ls, const Goal *goal)
+{
+	return ls->wal_receiver_streaming && goal != nullptr && goal->has_primary &&
+		   strcmp(ls->sender_host, goal->primary_host) == 0 && ls->sender_port == goal->primary_port;
+}
+
 static void
 LiftFenceIfProven(const LocalState *ls, const Goal *goal)
 {
@@ -1045,16 +1063,17 @@ LiftFenceIfProven(const LocalState *ls, const Goal *goal)
 	if (ls->in_recovery) {
 		if ((current == NodeState::Catchingup || current == NodeState::Secondary ||
 			 current == NodeState::JoinSecondary) &&
-			ls->wal_receiver_streaming && !NeedsReclone() && !DivergedBlocksFenceLift())
+			StreamsFromPrimary(ls, goal) && !NeedsReclone() && !DivergedBlocksFenceLift())
 			SetFence(false, "this standby streams from the primary");
 		/*
 		 * Maintenance is reached only from a standby state or from demoted,
 		 * i.e. after a clean demotion or a completed rewind: its history is a
 		 * prefix of the primary's, so it may serve reads while the operator
-		 * works on it, even though it does not stream.
+		 * works on it, even though it does not stream — but not while it
+		 * streams from a node that is not the primary (FenceMaintenanceOffPrimary).
 		 */
 		else if (current == NodeState::Maintenance && goal != nullptr && goal->assigned == NodeState::Maintenance &&
-				 !NeedsReclone())
+				 (!ls->wal_receiver_streaming || StreamsFromPrimary(ls, goal)) && !NeedsReclone())
 			SetFence(false, "the monitor confirms this standby is in maintenance");
 		return;
 	}
@@ -1066,6 +1085,28 @@ LiftFenceIfProven(const LocalState *ls, const Goal *goal)
 		SetFence(false, why);
 	} else if (current == NodeState::Primary && SyncQuorumStreams(ls))
 		SetFence(false, "a quorum of synchronous standbys streams from this primary, so no other node was promoted");
+}
+
+/*
+ * FenceMaintenanceOffPrimary: a standby in maintenance keeps whatever
+ * upstream it had (automation leaves it alone), so it may go on streaming
+ * from an old primary after another node was promoted and receive WAL the
+ * new timeline does not contain.  It must not serve those reads (DESIGN.md
+ * §6.3): the login fence goes up while it streams from anything but the
+ * monitor's current primary (also while the group has none, during a
+ * failover), and comes down through LiftFenceIfProven.
+ */
+static void
+FenceMaintenanceOffPrimary(const LocalState *ls, const Goal *goal)
+{
+	if (current != NodeState::Maintenance || !ls->in_recovery || !ls->wal_receiver_streaming || IsFenced())
+		return;
+	if (StreamsFromPrimary(ls, goal))
+		return;
+	char why[kErrorLen];
+	snprintf(why, sizeof(why), "this standby in maintenance streams from %s:%d, which is not the group's primary",
+			 ls->sender_host, ls->sender_port);
+	SetFence(true, why);
 }
 
 /* RequireNotInRecovery reports a primary-only action assigned to a server in recovery; false then. */
@@ -1326,6 +1367,7 @@ KeeperTick(void)
 	if (!Heartbeat(&ls, &goal))
 		return backoff_ms;
 	LiftFenceIfProven(&ls, &goal);
+	FenceMaintenanceOffPrimary(&ls, &goal);
 	if (PromoteBack(&ls, &goal))
 		return 0; /* report as a primary again at once */
 	ApplyWantedSettings(&goal);
