@@ -8,8 +8,11 @@ INSERT INTO pg_autopilot.formation (formation_id) VALUES ('fo');
 
 -- report(node, state, lsn, streaming, timeline): one keeper heartbeat; returns the goal.  A primary
 -- reports as applied_sync_names the monitor's current names (its keeper was told and applied them).
+-- Simulated time: after the call, a node that reports has been healthy for longer than node_timeout.
 CREATE FUNCTION pg_temp.report(id bigint, state text, lsn pg_lsn, streaming bool, tl int DEFAULT 1)
 RETURNS text LANGUAGE sql AS $$
+    UPDATE pg_autopilot.node SET healthy_since = now() - interval '2 hours'
+     WHERE node_id = id AND healthy_since IS NOT NULL AND report_time > now() - interval '1 hour';
     SELECT a.assigned_state
       FROM pg_autopilot.node n,
            pg_autopilot.node_active(n.formation_id, n.node_id, state, true,

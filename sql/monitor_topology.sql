@@ -28,6 +28,8 @@ BEGIN
                                     g.priority, g.quorum, NULL,
                                     CASE WHEN writable THEN pg_autopilot.synchronous_standby_names(n.formation_id, n.group_id) ELSE '' END) a
      WHERE n.node_id = id;
+    -- Simulated time: a node that reports has been healthy for longer than node_timeout.
+    UPDATE pg_autopilot.node SET healthy_since = now() - interval '2 hours' WHERE node_id = id;
     IF r.wanted_candidate_priority IS NOT NULL THEN
         UPDATE guc SET priority = r.wanted_candidate_priority, quorum = r.wanted_replication_quorum
          WHERE node_id = id;

@@ -12,8 +12,11 @@
  * the pure function inside CallCpp, so it is raised before anything is
  * written.  The gathered view carries assigned_age_ms (from
  * state_change_time, which ApplyDecisions sets with every assignment),
- * wants_maintenance and the GUCs promote_lag_threshold and
- * primary_demote_timeout as read at gather time.
+ * report_age_ms (from report_time, for the timeout proof),
+ * healthy_for_ms (from healthy_since, 0 while unhealthy: primary_failed's
+ * candidate has been healthy for node_timeout), wants_maintenance and the
+ * GUCs promote_lag_threshold, primary_demote_timeout and node_timeout as
+ * read at gather time.
  *
  * Invariants: callers hold an SPI connection, the formation lock and the
  * group lock (see the SQL file, LOCKING) before calling ProceedAndApply;
@@ -174,6 +177,7 @@ BuildGroupView(const GatheredGroup &g, autopilot::fsm::GroupView &view)
 	view.number_sync_standbys = g.number_sync_standbys;
 	view.promote_lag_threshold_bytes = g.promote_lag_threshold_bytes;
 	view.primary_demote_timeout_ms = g.primary_demote_timeout_ms;
+	view.node_timeout_ms = g.node_timeout_ms;
 	view.nodes.reserve(g.count);
 	for (int i = 0; i < g.count; i++) {
 		const GatheredNode &n = g.nodes[i];
@@ -192,12 +196,13 @@ BuildGroupView(const GatheredGroup &g, autopilot::fsm::GroupView &view)
 		v.restarting = n.restarting;
 		v.last_told = static_cast<autopilot::fsm::NodeState>(n.last_told);
 		v.assigned_age_ms = static_cast<uint64_t>(n.assigned_age_ms);
-		v.reported_since_assigned = n.reported_since_assigned;
+		v.report_age_ms = static_cast<uint64_t>(n.report_age_ms);
 		v.applied_sync_names = n.applied_sync_names;
 		v.told_sync_names = n.told_sync_names;
 		v.promotion_target = n.promotion_target;
 		v.allow_data_loss = n.allow_data_loss;
 		v.wants_drop = n.wants_drop;
+		v.healthy_for_ms = static_cast<uint64_t>(n.healthy_for_ms);
 		view.nodes.push_back(std::move(v));
 	}
 }
@@ -288,9 +293,13 @@ GatherGroup(const char *formation, int32 group_id, int32 number_sync_standbys, G
 						 "stopping_time IS NOT NULL AND (report_time IS NULL OR stopping_time >= report_time) "
 						 "AND stopping_time > now() - $3::int * interval '1 millisecond', "
 						 "coalesce(last_told_state::text, 'init'), "
-						 "report_time IS NOT NULL AND report_time > state_change_time, "
+						 "coalesce(greatest(0, floor(extract(epoch FROM now() - report_time) * 1000))::int8, "
+						 "9223372036854775807), "
 						 "coalesce(applied_sync_names, ''), coalesce(last_told_sync_names, ''), "
-						 "promotion_target, allow_data_loss, settings_pending, wants_drop "
+						 "promotion_target, allow_data_loss, settings_pending, wants_drop, "
+						 "CASE WHEN pg_autopilot._node_healthy(report_time, health, health_check_time) "
+						 "THEN coalesce(greatest(0, floor(extract(epoch FROM now() - healthy_since) * 1000))::int8, 0) "
+						 "ELSE 0 END "
 						 "FROM pg_autopilot.node WHERE formation_id = $1 AND group_id = $2 ORDER BY node_id",
 						 3, types, values, nullptr, false);
 	SPITupleTable *tt = SPI_tuptable;
@@ -300,6 +309,7 @@ GatherGroup(const char *formation, int32 group_id, int32 number_sync_standbys, G
 	out->number_sync_standbys = number_sync_standbys;
 	out->promote_lag_threshold_bytes = static_cast<uint64>(promote_lag_threshold_bytes);
 	out->primary_demote_timeout_ms = static_cast<uint64>(primary_demote_timeout_ms);
+	out->node_timeout_ms = static_cast<uint64>(node_timeout_ms);
 	out->count = (int) rows;
 	out->nodes = static_cast<GatheredNode *>(palloc0(sizeof(GatheredNode) * (rows > 0 ? rows : 1)));
 	for (uint64 i = 0; i < rows; i++) {
@@ -327,13 +337,14 @@ GatherGroup(const char *formation, int32 group_id, int32 number_sync_standbys, G
 		n.assigned_age_ms = DatumGetInt64(SPI_getbinval(tup, desc, 15, &isnull));
 		n.restarting = DatumGetBool(SPI_getbinval(tup, desc, 16, &isnull));
 		n.last_told = StateFromLabel(TextDatumGetCString(SPI_getbinval(tup, desc, 17, &isnull)));
-		n.reported_since_assigned = DatumGetBool(SPI_getbinval(tup, desc, 18, &isnull));
+		n.report_age_ms = DatumGetInt64(SPI_getbinval(tup, desc, 18, &isnull));
 		n.applied_sync_names = TextDatumGetCString(SPI_getbinval(tup, desc, 19, &isnull));
 		n.told_sync_names = TextDatumGetCString(SPI_getbinval(tup, desc, 20, &isnull));
 		n.promotion_target = DatumGetBool(SPI_getbinval(tup, desc, 21, &isnull));
 		n.allow_data_loss = DatumGetBool(SPI_getbinval(tup, desc, 22, &isnull));
 		n.settings_pending = DatumGetBool(SPI_getbinval(tup, desc, 23, &isnull));
 		n.wants_drop = DatumGetBool(SPI_getbinval(tup, desc, 24, &isnull));
+		n.healthy_for_ms = DatumGetInt64(SPI_getbinval(tup, desc, 25, &isnull));
 	}
 }
 

@@ -51,13 +51,14 @@ struct GatheredNode {
 	bool restarting;        /* announced a clean shutdown (node_stopping) within restart_grace, not reported since */
 	int64 assigned_age_ms;  /* now() - state_change_time, >= 0 */
 	/* Issue 4 (docs/elections.md). */
-	bool reported_since_assigned; /* report_time > state_change_time */
-	char *applied_sync_names;     /* node.applied_sync_names, '' when NULL */
-	char *told_sync_names;        /* node.last_told_sync_names, '' when NULL */
-	bool promotion_target;        /* node.promotion_target */
-	bool allow_data_loss;         /* node.allow_data_loss */
-	bool settings_pending;        /* node.settings_pending: candidate_priority/replication_quorum are wanted values */
-	bool wants_drop;              /* node.wants_drop */
+	int64 report_age_ms;      /* now() - report_time in ms, >= 0; INT64_MAX when it never reported */
+	char *applied_sync_names; /* node.applied_sync_names, '' when NULL */
+	char *told_sync_names;    /* node.last_told_sync_names, '' when NULL */
+	bool promotion_target;    /* node.promotion_target */
+	bool allow_data_loss;     /* node.allow_data_loss */
+	bool settings_pending;    /* node.settings_pending: candidate_priority/replication_quorum are wanted values */
+	bool wants_drop;          /* node.wants_drop */
+	int64 healthy_for_ms;     /* now() - healthy_since in ms while healthy, else 0 */
 };
 
 struct GatheredGroup {
@@ -66,6 +67,7 @@ struct GatheredGroup {
 	int32 number_sync_standbys;
 	uint64 promote_lag_threshold_bytes; /* from the GUCs at gather time */
 	uint64 primary_demote_timeout_ms;
+	uint64 node_timeout_ms; /* pg_autopilot_monitor.node_timeout at gather time */
 	int count;
 	GatheredNode *nodes; /* ordered by node_id */
 };

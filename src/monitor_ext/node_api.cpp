@@ -451,7 +451,11 @@ autopilot_node_active(PG_FUNCTION_ARGS)
 			   "candidate_priority = CASE WHEN settings_pending THEN candidate_priority ELSE $8 END, "
 			   "replication_quorum = CASE WHEN settings_pending THEN replication_quorum ELSE $9 END, "
 			   "settings_pending = settings_pending AND (candidate_priority <> $8 OR replication_quorum <> $9), "
-			   "last_error = $10, applied_sync_names = $11, report_time = now() "
+			   "last_error = $10, applied_sync_names = $11, report_time = now(), "
+			   /* A report that ends an unhealthy period (the old row's verdict) starts a healthy one. */
+			   "healthy_since = CASE WHEN healthy_since IS NULL OR "
+			   "NOT pg_autopilot._node_healthy(report_time, health, health_check_time) "
+			   "THEN now() ELSE healthy_since END "
 			   "WHERE node_id = $1",
 			   11, types, values, nulls, false);
 	}
@@ -565,11 +569,19 @@ autopilot_node_active(PG_FUNCTION_ARGS)
 		 * synchronous_standby_names; had it been told other names, it may run
 		 * with those).
 		 */
-		Oid told_types[3] = {INT8OID, TEXTOID, TEXTOID};
-		Datum told_values[3] = {Int64GetDatum(node_id), out[0], out[5]};
+		/*
+		 * The told names are evidence of what the keeper may run: only an
+		 * answer whose goal is a writable state makes the keeper apply names,
+		 * so last_told_sync_names keeps the value of the last such answer and
+		 * a confirmed-down old primary keeps the names it acknowledged with
+		 * (docs/elections.md, "Evidence kept").
+		 */
+		bool writable_goal = autopilot::fsm::IsWritableState(static_cast<autopilot::fsm::NodeState>(me.assigned));
+		Oid told_types[4] = {INT8OID, TEXTOID, TEXTOID, BOOLOID};
+		Datum told_values[4] = {Int64GetDatum(node_id), out[0], out[5], BoolGetDatum(writable_goal)};
 		SpiRun("UPDATE pg_autopilot.node SET last_told_state = $2::pg_autopilot.node_state, "
-			   "last_told_sync_names = $3 WHERE node_id = $1",
-			   3, told_types, told_values, nullptr, false);
+			   "last_told_sync_names = CASE WHEN $4 THEN $3 ELSE last_told_sync_names END WHERE node_id = $1",
+			   4, told_types, told_values, nullptr, false);
 	}
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, out_nulls);
 	SPI_finish();
@@ -638,7 +650,16 @@ autopilot_record_health(PG_FUNCTION_ARGS)
 	Oid types[2] = {INT8OID, INT2OID};
 	Datum values[2] = {Int64GetDatum(node_id), Int16GetDatum(health)};
 	bool isnull;
-	SpiRun("UPDATE pg_autopilot.node SET health = $2, health_check_time = now() WHERE node_id = $1 "
+	/*
+	 * healthy_since: a good check that turns the verdict healthy (a failed
+	 * check had made it unhealthy while reports kept coming) starts a healthy
+	 * period; SET expressions read the old row.
+	 */
+	SpiRun("UPDATE pg_autopilot.node SET health = $2, health_check_time = now(), "
+		   "healthy_since = CASE WHEN $2 = 1 AND "
+		   "NOT pg_autopilot._node_healthy(report_time, health, health_check_time) "
+		   "AND pg_autopilot._node_healthy(report_time, $2, now()) THEN now() ELSE healthy_since END "
+		   "WHERE node_id = $1 "
 		   "RETURNING pg_autopilot._node_healthy(report_time, health, health_check_time)",
 		   2, types, values, nullptr, false);
 	bool verdict = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

@@ -25,6 +25,12 @@ namespace detail {
 
 namespace {
 
+std::string
+Position(const NodeView &n)
+{
+	return "timeline " + std::to_string(n.timeline) + " lsn " + lsn::FormatLsn(n.lsn);
+}
+
 /* Ahead: a's (timeline, lsn) is beyond b's — it holds WAL b lacks. */
 bool
 Ahead(const NodeView &a, const NodeView &b)
@@ -71,10 +77,45 @@ MostAdvancedParticipant(const std::vector<NodeView> &nodes)
 	return best;
 }
 
+/*
+ * ConfirmedDownSource: the old primary of an election (assigned
+ * demote_timeout) when a node can fetch WAL from it: it reports a
+ * non-writable state (its keeper demoted it cleanly: it runs as a standby
+ * without upstream, at the end of its WAL, and serves WAL to a cascading
+ * walreceiver) and it is healthy.  nullptr otherwise.
+ */
+const NodeView *
+ConfirmedDownSource(const std::vector<NodeView> &nodes)
+{
+	const NodeView *old = ElectionOldPrimary(nodes);
+	if (old == nullptr || MayWrite(old->reported) || old->reported == S::Init || !old->healthy)
+		return nullptr;
+	return old;
+}
+
+/*
+ * FetchSource: the node a winner (or candidate) `node` in fast_forward
+ * streams from: the confirmed-down old primary when it is ahead of every
+ * participant (or, without participants, not behind `node`: it stays the
+ * source once `node` caught up, until `node` reports) — it holds every
+ * record it wrote, acknowledged or not, and fetching them all spares it a
+ * rewind —, else the most advanced participant; nullptr when neither.
+ */
+const NodeView *
+FetchSource(const std::vector<NodeView> &nodes, const NodeView &node)
+{
+	const NodeView *top = MostAdvancedParticipant(nodes);
+	const NodeView *old = ConfirmedDownSource(nodes);
+	if (old != nullptr && old->node_id != node.node_id && (top == nullptr ? !Ahead(node, *old) : Ahead(*old, *top)))
+		return old;
+	return top;
+}
+
 /* The outcome of an election, when one can be decided now. */
 struct Election {
 	const NodeView *old = nullptr;
 	const NodeView *most_advanced = nullptr;
+	const NodeView *source = nullptr; /* what the winner must hold: most_advanced, or the confirmed-down old primary */
 	const NodeView *winner = nullptr;
 	std::string rpo; /* why no acknowledged commit is lost, for the event */
 };
@@ -106,21 +147,22 @@ DecideElection(const Ctx &ctx, Election *e)
 			return false; /* election_report_lsn has yet to move it: every reachable standby takes part */
 	}
 	const NodeView &old = *e->old;
-	std::string missing;
-	if (QuorumReportedIn(ctx.nodes, old, &missing))
-		e->rpo = "every commit it acknowledged is on a participant";
-	else if (ctx.group.number_sync_standbys == 0 && (old.applied_sync_names.empty() || old.told_sync_names.empty()))
-		e->rpo = "it ran without synchronous standbys and number_sync_standbys is 0 (commits it acknowledged alone "
-				 "may be lost)";
-	else if (old.allow_data_loss)
-		e->rpo = "the operator allowed data loss (" + missing + ")";
-	else
-		return false;
 	e->most_advanced = MostAdvancedParticipant(ctx.nodes);
 	if (e->most_advanced == nullptr)
 		return false;
-	if (!old.allow_data_loss && lsn::LagBytes(old.lsn, e->most_advanced->lsn) > ctx.group.promote_lag_threshold_bytes)
-		return false;
+	e->source = ConfirmedDownSource(ctx.nodes);
+	if (e->source != nullptr && Ahead(*e->source, *e->most_advanced)) {
+		/* The winner fetches every record of the old primary: nothing it wrote is lost, whatever the lag. */
+		e->rpo = "it reports " + std::string(StateName(old.reported)) + " at " + Position(old) +
+				 " and the winner fetches all of its WAL from it";
+	} else {
+		e->source = e->most_advanced;
+		if (!RpoProof(ctx, old, e->most_advanced, &e->rpo))
+			return false;
+		if (!old.allow_data_loss &&
+			lsn::LagBytes(old.lsn, e->most_advanced->lsn) > ctx.group.promote_lag_threshold_bytes)
+			return false;
+	}
 	for (const auto &n : ctx.nodes) {
 		if (!Settled(n, S::ReportLsn) || !n.healthy || n.candidate_priority <= 0 || n.wants_maintenance || n.wants_drop)
 			continue;
@@ -130,12 +172,6 @@ DecideElection(const Ctx &ctx, Election *e)
 			e->winner = &n; /* ties keep the lowest id */
 	}
 	return e->winner != nullptr;
-}
-
-std::string
-Position(const NodeView &n)
-{
-	return "timeline " + std::to_string(n.timeline) + " lsn " + lsn::FormatLsn(n.lsn);
 }
 
 } // namespace
@@ -187,24 +223,66 @@ QuorumReportedIn(const std::vector<NodeView> &nodes, const NodeView &old, std::s
 }
 
 /*
+ * RpoProof: no commit old primary `old` acknowledged can be lost by
+ * promoting a node that stopped streaming from it (docs/elections.md, the
+ * same test for the two-node path and the election): QuorumReported (its
+ * applied and told names, pigeonhole over the stopped nodes); or the WAL
+ * proof: `old` reports a state in which it cannot write (its keeper
+ * demoted it: it runs in recovery and reports the end of its WAL) and
+ * `holder` — the candidate, or the most advanced election participant,
+ * stopped — is not behind it in (timeline, lsn), so it holds every record
+ * `old` ever wrote (the applied and told names of a node in recovery are
+ * '' and say nothing any more); or
+ * number_sync_standbys = 0 and it ran, or was told to run, without
+ * synchronous standbys (the user chose availability: commits it
+ * acknowledged alone may be lost); or the operator allowed data loss.  On
+ * true *why says which, on false what is missing.
+ */
+bool
+RpoProof(const Ctx &ctx, const NodeView &old, const NodeView *holder, std::string *why)
+{
+	std::string missing;
+	if (QuorumReportedIn(ctx.nodes, old, &missing))
+		*why = "every commit it acknowledged is on a participant";
+	else if (holder != nullptr && !MayWrite(old.reported) && Stopped(*holder) && !Ahead(old, *holder))
+		*why = "it reports " + std::string(StateName(old.reported)) + " at " + Position(old) + " and " +
+			   Label(*holder) + " has all of its WAL (" + Position(*holder) + ")";
+	else if (ctx.group.number_sync_standbys == 0 && (old.applied_sync_names.empty() || old.told_sync_names.empty()))
+		*why = "it ran without synchronous standbys and number_sync_standbys is 0 (commits it acknowledged alone "
+			   "may be lost)";
+	else if (old.allow_data_loss)
+		*why = "the operator allowed data loss (" + missing + ")";
+	else {
+		*why = missing;
+		return false;
+	}
+	return true;
+}
+
+/*
  * CannotWrite tells whether old primary `old` (assigned draining or
  * demote_timeout) provably can no longer acknowledge a commit; on true `why`
  * names the proof (docs/failover.md, docs/elections.md):
  *
  * 1. confirmed down: it reports a state in which it cannot write (MayWrite)
  *    — its keeper demoted it or restarted it as a standby.
- * 2. sync proof: it last reported `primary` and the call that carried that
- *    report told it `primary` (had it been told wait_primary or
- *    apply_settings it may run other names), and QuorumReported holds for
- *    its applied and told names: fewer than k named standbys still run, so
- *    no commit can be acknowledged.  Stopped standbys cleared
- *    primary_conninfo and do not reconnect.
- * 3. timeout: it has been assigned demote_timeout for
- *    primary_demote_timeout_ms, longer than the keeper's fence_timeout, so
- *    an isolated primary has fenced itself by now — unless it reported since
- *    it was assigned demote_timeout: its keeper reaches the monitor, so it
- *    is not isolated and did not fence itself (it reports a non-writable
- *    state once its demotion is done, proof 1).
+ * 2. sync proof: QuorumReported holds for its applied and told names (the
+ *    keeper runs one or the other, whatever its state: primary,
+ *    apply_settings, or told wait_primary, whose names '' never prove
+ *    anything): fewer than k named standbys still run, so no commit can be
+ *    acknowledged.  Stopped standbys cleared primary_conninfo and do not
+ *    reconnect.
+ * 3. timeout: it is assigned demote_timeout, its applied and told names
+ *    are both '' and neither its last report nor the assignment is more
+ *    recent than primary_demote_timeout_ms (min(report_age_ms,
+ *    assigned_age_ms) >= it).  The keeper of a primary whose names are ''
+ *    counts only the monitor as contact (docs/failover.md "Self-fencing"),
+ *    and primary_demote_timeout exceeds fence_timeout plus the node_active
+ *    deadline: an isolated primary has fenced itself by then, and one that
+ *    still reports is not isolated (it demotes itself and reports a
+ *    non-writable state: proof 1).  With names set, a quorum of streaming
+ *    standbys the monitor cannot see keeps the keeper from fencing, so the
+ *    time proves nothing: only proofs 1 and 2 apply.
  */
 bool
 CannotWrite(const Ctx &ctx, const NodeView &old, std::string *why)
@@ -214,14 +292,16 @@ CannotWrite(const Ctx &ctx, const NodeView &old, std::string *why)
 		return true;
 	}
 	std::string missing;
-	if (old.reported == S::Primary && old.last_told == S::Primary && QuorumReportedIn(ctx.nodes, old, &missing)) {
+	if (QuorumReportedIn(ctx.nodes, old, &missing)) {
 		*why = "it was a synchronous primary and too few of its synchronous standbys stream from it to acknowledge a "
 			   "commit";
 		return true;
 	}
-	if (old.assigned == S::DemoteTimeout && old.assigned_age_ms >= ctx.group.primary_demote_timeout_ms &&
-		!old.reported_since_assigned) {
-		*why = "it has been in demote_timeout for " + std::to_string(old.assigned_age_ms) + " ms, at least the " +
+	uint64_t quiet_ms = std::min(old.report_age_ms, old.assigned_age_ms);
+	if (old.assigned == S::DemoteTimeout && old.applied_sync_names.empty() && old.told_sync_names.empty() &&
+		quiet_ms >= ctx.group.primary_demote_timeout_ms) {
+		*why = "it ran without synchronous standbys and has neither reported nor been reassigned for " +
+			   std::to_string(quiet_ms) + " ms in demote_timeout, at least the " +
 			   std::to_string(ctx.group.primary_demote_timeout_ms) + " ms of primary_demote_timeout";
 		return true;
 	}
@@ -232,7 +312,11 @@ CannotWrite(const Ctx &ctx, const NodeView &old, std::string *why)
  * primary_failed: the primary (assigned primary, apply_settings, or
  * wait_primary when number_sync_standbys = 0) is unhealthy and a candidate
  * qualifies (BestCandidate within promote_lag_threshold_bytes of its last
- * reported LSN).  The primary goes to demote_timeout (its keeper, if it
+ * reported LSN, healthy for at least node_timeout: when the monitor itself
+ * was cut off, every node looked unhealthy, and right after the heal the
+ * first standby to report must not fail over a healthy primary that has
+ * not reported yet; a standby that has reported all along qualifies at
+ * once).  The primary goes to demote_timeout (its keeper, if it
  * still runs and reaches us, demotes it).  With exactly one standby that
  * candidate moves too (prepare_promotion: it stops streaming), as in
  * docs/failover.md; with two or more no peer moves and the election rules
@@ -250,7 +334,8 @@ PrimaryFailed(const Ctx &ctx, const NodeView &node, Firing *fire)
 		return false;
 	if (node.assigned == S::WaitPrimary && ctx.group.number_sync_standbys >= 1)
 		return false;
-	const NodeView *c = BestCandidate(ctx.nodes, node, &ctx.group.promote_lag_threshold_bytes);
+	const NodeView *c =
+		BestCandidate(ctx.nodes, node, &ctx.group.promote_lag_threshold_bytes, ctx.group.node_timeout_ms);
 	if (c == nullptr)
 		return false;
 	uint64_t lag = lsn::LagBytes(node.lsn, c->lsn);
@@ -299,7 +384,7 @@ bool
 ElectionWinnerPromotes(const Ctx &ctx, const NodeView &node, Firing *fire)
 {
 	Election e;
-	if (!DecideElection(ctx, &e) || e.winner->node_id != node.node_id || Ahead(*e.most_advanced, node))
+	if (!DecideElection(ctx, &e) || e.winner->node_id != node.node_id || Ahead(*e.source, node))
 		return false;
 	fire->description = Label(node) + " wins the election after old primary " + Label(*e.old) + " (" + e.rpo +
 						"), with the most advanced WAL (" + Position(node) + "): it prepares its promotion";
@@ -311,26 +396,30 @@ bool
 ElectionWinnerFastForwards(const Ctx &ctx, const NodeView &node, Firing *fire)
 {
 	Election e;
-	if (!DecideElection(ctx, &e) || e.winner->node_id != node.node_id || !Ahead(*e.most_advanced, node))
+	if (!DecideElection(ctx, &e) || e.winner->node_id != node.node_id || !Ahead(*e.source, node))
 		return false;
 	fire->description = Label(node) + " wins the election after old primary " + Label(*e.old) + " (" + e.rpo +
-						"), but " + Label(*e.most_advanced) + " is ahead (" + Position(*e.most_advanced) + " against " +
+						"), but " + Label(*e.source) + " is ahead (" + Position(*e.source) + " against " +
 						Position(node) + "): it fetches the missing WAL first";
 	return true;
 }
 
 /*
- * fast_forward_done: the winner fetched the missing WAL (settled
- * fast_forward, not streaming, no participant ahead of it) and no node may
- * write: it prepares its promotion like a winner that had everything.
+ * fast_forward_done: the winner (or the candidate of candidate_fetches_wal)
+ * fetched the missing WAL (settled fast_forward, not streaming, its
+ * FetchSource is not ahead of it) and no node may write: it prepares its
+ * promotion like a winner that had everything.  When the confirmed-down
+ * old primary it fetched from turns unhealthy meanwhile, the source falls
+ * back to the participants; promote_candidate then needs another RPO proof
+ * or candidate_fetches_wal sends it back once the old primary is healthy.
  */
 bool
 FastForwardDone(const Ctx &ctx, const NodeView &node, Firing *fire)
 {
 	if (!Settled(node, S::FastForward) || node.streaming || ctx.primary != nullptr)
 		return false;
-	const NodeView *top = MostAdvancedParticipant(ctx.nodes);
-	if (top != nullptr && Ahead(*top, node))
+	const NodeView *source = FetchSource(ctx.nodes, node);
+	if (source != nullptr && Ahead(*source, node))
 		return false;
 	fire->description =
 		Label(node) + " fetched the missing WAL (" + Position(node) + ") and stopped: it prepares its promotion";
@@ -341,8 +430,12 @@ FastForwardDone(const Ctx &ctx, const NodeView &node, Firing *fire)
  * promote_candidate: the candidate stopped replication (settled
  * prepare_promotion) and may now be promoted: no node is assigned a writable
  * state, and every old primary still assigned draining or demote_timeout
- * provably cannot write (CannotWrite).  Old primaries already assigned
- * demoted were proven earlier.
+ * provably cannot write (CannotWrite); for one in demote_timeout (a failover
+ * or an election) the RPO proof must hold too (RpoProof: a primary that ran
+ * with names '' acknowledged commits alone, which the candidate may lack).
+ * A switchover's draining old primary needs no RPO proof: the candidate was
+ * chosen once it had all its WAL (switchover_candidate_has_all_wal).  Old
+ * primaries already assigned demoted were proven earlier.
  */
 bool
 PromoteCandidate(const Ctx &ctx, const NodeView &node, Firing *fire)
@@ -357,8 +450,40 @@ PromoteCandidate(const Ctx &ctx, const NodeView &node, Firing *fire)
 		if (!CannotWrite(ctx, n, &why))
 			return false;
 		proofs += "; old primary " + Label(n) + " cannot write: " + why;
+		if (n.assigned == S::DemoteTimeout) {
+			if (!RpoProof(ctx, n, &node, &why))
+				return false;
+			proofs += "; no commit it acknowledged is lost: " + why;
+		}
 	}
 	fire->description = Label(node) + " stopped replication and no node can write" + proofs + ": it is promoted";
+	return true;
+}
+
+/*
+ * candidate_fetches_wal (prepare_promotion → fast_forward): the candidate
+ * stopped replication but promote_candidate cannot promote it because no
+ * RPO proof holds, while the old primary is confirmed down (it reports a
+ * non-writable state after its clean demotion), healthy and ahead of the
+ * candidate: the candidate streams the missing WAL from it
+ * (FastForwardUpstream names it), then fast_forward_done brings it back to
+ * prepare_promotion, where the WAL proof holds.  The two-node path has no
+ * other way to get that WAL (simulator seeds 150, 15).
+ */
+bool
+CandidateFetchesWal(const Ctx &ctx, const NodeView &node, Firing *fire)
+{
+	if (!Settled(node, S::PreparePromotion) || node.streaming || ctx.primary != nullptr)
+		return false;
+	const NodeView *old = ConfirmedDownSource(ctx.nodes);
+	if (old == nullptr || !Ahead(*old, node))
+		return false;
+	std::string why;
+	if (RpoProof(ctx, *old, &node, &why))
+		return false;
+	fire->description = "old primary " + Label(*old) + " reports " + StateName(old->reported) + " at " +
+						Position(*old) + ", ahead of candidate " + Label(node) + " (" + Position(node) +
+						"), and no other proof keeps its commits (" + why + "): the candidate fetches its WAL";
 	return true;
 }
 
@@ -509,11 +634,11 @@ FastForwardUpstream(const GroupView &group, int64_t node_id, int64_t *upstream_i
 	std::size_t at = detail::IndexOf(nodes, node_id);
 	if (at == nodes.size() || nodes[at].assigned != NodeState::FastForward)
 		return false;
-	const NodeView *top = detail::MostAdvancedParticipant(nodes);
-	if (top == nullptr)
+	const NodeView *source = detail::FetchSource(nodes, nodes[at]);
+	if (source == nullptr || source->node_id == node_id)
 		return false;
-	*upstream_id = top->node_id;
-	*upstream_lsn = top->lsn;
+	*upstream_id = source->node_id;
+	*upstream_lsn = source->lsn;
 	return true;
 }
 

@@ -110,11 +110,12 @@ IsCandidate(const NodeView &n, const NodeView &primary)
 }
 
 const NodeView *
-BestCandidate(const std::vector<NodeView> &nodes, const NodeView &primary, const uint64_t *max_lag)
+BestCandidate(const std::vector<NodeView> &nodes, const NodeView &primary, const uint64_t *max_lag,
+			  uint64_t min_healthy_ms)
 {
 	const NodeView *best = nullptr;
 	for (const auto &n : nodes) {
-		if (!IsCandidate(n, primary))
+		if (!IsCandidate(n, primary) || n.healthy_for_ms < min_healthy_ms)
 			continue;
 		if (max_lag != nullptr && lsn::LagBytes(primary.lsn, n.lsn) > *max_lag)
 			continue;
@@ -205,12 +206,27 @@ IsHealthyQuorumSecondary(const NodeView &n)
 }
 
 /*
- * SyncNamesOf is SynchronousStandbyNames over a working copy: '' unless
- * `primary` is assigned primary or apply_settings; otherwise ANY k over
- * every non-dropped quorum node but the primary, healthy or not (with
+ * NamedInSyncNames: `n` is a quorum standby that may stream from the
+ * primary's history, so the primary's names list it.  Healthy or not: with
  * number_sync_standbys >= 1 a lost standby must stay in the list so that
- * commits wait for it instead of being acknowledged by the primary alone),
- * by priority desc then id.
+ * commits wait for it instead of being acknowledged by the primary alone.
+ * Not listed: wait_standby (not cloned yet), demoted (an old primary that
+ * must rewind first: listed, it would never be stopped, and every later
+ * election would miss the quorum proof) and dropped.  secondary,
+ * catchingup, join_secondary and maintenance stay listed (they stream, or
+ * will again without a rewind).  When a demoted node rejoins (→ catchingup)
+ * the names change and settings_changed re-applies them.
+ */
+bool
+NamedInSyncNames(const NodeView &n)
+{
+	return n.replication_quorum && n.assigned != S::Dropped && n.assigned != S::WaitStandby && n.assigned != S::Demoted;
+}
+
+/*
+ * SyncNamesOf is SynchronousStandbyNames over a working copy: '' unless
+ * `primary` is assigned primary or apply_settings; otherwise ANY k over the
+ * nodes NamedInSyncNames but the primary, by priority desc then id.
  */
 std::string
 SyncNamesOf(const GroupView &group, const std::vector<NodeView> &nodes, const NodeView *primary)
@@ -219,7 +235,7 @@ SyncNamesOf(const GroupView &group, const std::vector<NodeView> &nodes, const No
 		return "";
 	std::vector<const NodeView *> quorum;
 	for (const auto &n : nodes)
-		if (n.node_id != primary->node_id && n.replication_quorum && n.assigned != S::Dropped)
+		if (n.node_id != primary->node_id && NamedInSyncNames(n))
 			quorum.push_back(&n);
 	if (quorum.empty())
 		return "";
@@ -419,13 +435,19 @@ CandidatePromoted(const Ctx &ctx, const NodeView &node, Firing *fire)
 
 /*
  * old_primary_dropped: drop_node of the primary (wants_drop) switched or
- * failed it over; once it is demoted (a candidate took over) it leaves.
- * Not waiting for its report: a node that never comes back is dropped too.
+ * failed it over; once it is demoted and another node is assigned a
+ * writable state (the candidate was promoted: candidate_promoted), it
+ * leaves.  A switchover assigns demoted before the promotion
+ * (switchover_candidate_has_all_wal); waiting for the new primary keeps the
+ * node — whose WAL the candidate has, but which is the only other copy —
+ * in the group until the promotion succeeded.  Not waiting for its report:
+ * a node that never comes back is dropped too (it cannot write: demoted is
+ * only assigned once CannotWrite held or after a clean drain).
  */
 bool
 OldPrimaryDropped(const Ctx &ctx, const NodeView &node, Firing *fire)
 {
-	if (node.assigned != S::Demoted || !node.wants_drop)
+	if (node.assigned != S::Demoted || !node.wants_drop || ctx.primary == nullptr)
 		return false;
 	fire->description = "old primary " + Label(node) + " was handed over and leaves " + GroupLabel(ctx.group) +
 						" as the operator asked";
@@ -591,11 +613,15 @@ constexpr GroupRule kGroupRules[] = {
 	 * Promotion, shared by switchover, failover and election.  The candidate
 	 * is promoted only when no node can write any more (PromoteCandidate:
 	 * the old primary reports a non-writable state, or the sync proof, or the
-	 * demote timeout while it does not report); it opens for writes once it
-	 * reports the promotion, and an old primary still in demote_timeout is
-	 * demoted then.
+	 * demote timeout while it does not report) and no acknowledged commit is
+	 * lost (RpoProof); when only the old primary, confirmed down and healthy,
+	 * holds WAL the candidate lacks, the candidate fetches it first
+	 * (candidate_fetches_wal → fast_forward → fast_forward_done), after which
+	 * the WAL proof holds.  It opens for writes once it reports the
+	 * promotion, and an old primary still in demote_timeout is demoted then.
 	 */
 	{"promote_candidate",                S::PreparePromotion, S::StopReplication, kNoPeer,          kNoPeer,             PromoteCandidate,               "the candidate stopped replication and the old primary provably cannot write: promote it", nullptr},
+	{"candidate_fetches_wal",            S::PreparePromotion, S::FastForward,     kNoPeer,          kNoPeer,             CandidateFetchesWal,            "the old primary is confirmed down and holds WAL the candidate lacks: the candidate fetches it from the old primary", nullptr},
 	{"candidate_promoted",               S::StopReplication,  S::WaitPrimary,     S::DemoteTimeout, S::Demoted,          CandidatePromoted,              "the candidate was promoted: it opens for writes without synchronous replication", "the candidate was promoted: the old primary is demoted and rewinds from it"},
 
 	/*

@@ -37,8 +37,24 @@ struct NodeView {
 	uint64_t assigned_age_ms = 0;   /* how long the node has had its current assigned state */
 	bool wants_maintenance = false; /* the operator asked for maintenance on this node */
 	bool restarting = false;        /* its keeper announced a clean shutdown within restart_grace */
-	/* Issue 4 (docs/elections.md). */
-	bool reported_since_assigned = false; /* a node_active call arrived after the current goal was assigned */
+	/*
+	 * report_age_ms: how long ago its last node_active call ran (from
+	 * report_time; UINT64_MAX when it never reported).  The timeout proof
+	 * counts from max(last report, assignment): min(report_age_ms,
+	 * assigned_age_ms) >= primary_demote_timeout_ms (docs/failover.md).
+	 */
+	uint64_t report_age_ms = UINT64_MAX;
+	/*
+	 * healthy_for_ms: how long the node has been healthy without a gap (from
+	 * node.healthy_since, which the glue resets when a report or a health
+	 * check ends an unhealthy period); 0 while unhealthy.  primary_failed
+	 * takes a standby as its candidate (or as the standby that could win an
+	 * election) only when it has been healthy for node_timeout: right after
+	 * the monitor itself was cut off, every node looked unhealthy and the
+	 * first to report again must not fail over a primary that simply has not
+	 * reported yet (docs/failover.md).
+	 */
+	uint64_t healthy_for_ms = UINT64_MAX;
 	/*
 	 * applied_sync_names: the synchronous_standby_names the node reported in
 	 * its last node_active call (the value it runs with; '' on a standby).
@@ -77,6 +93,8 @@ struct GroupView {
 	uint64_t promote_lag_threshold_bytes = 16 * 1024 * 1024;
 	/* How long a primary in demote_timeout may still be writable (> the keeper's fence_timeout). */
 	uint64_t primary_demote_timeout_ms = 30000;
+	/* pg_autopilot_monitor.node_timeout: a candidate of primary_failed has been healthy at least this long. */
+	uint64_t node_timeout_ms = 5000;
 	std::vector<NodeView> nodes;
 };
 
@@ -125,8 +143,11 @@ Assignment InitialState(const GroupView &group, int64_t new_node_id, const std::
 /*
  * SynchronousStandbyNames is the value the group's primary must use:
  * '' while the primary is single or wait_primary or has no quorum standby,
- * otherwise 'ANY k (pg_autopilot_node_<id>, ...)' over the quorum standbys,
- * k = max(number_sync_standbys, 1), names ordered by candidate priority
+ * otherwise 'ANY k (pg_autopilot_node_<id>, ...)' over the quorum standbys
+ * that may stream from the primary's history — every quorum node but the
+ * primary and the nodes assigned wait_standby (not cloned yet), demoted
+ * (an old primary waiting to rewind) or dropped —, k =
+ * max(number_sync_standbys, 1), names ordered by candidate priority
  * (descending) then node id.
  */
 std::string SynchronousStandbyNames(const GroupView &group);
@@ -177,9 +198,11 @@ std::vector<Assignment> DisableMaintenance(const GroupView &group, const std::st
 std::vector<Assignment> DropNode(const GroupView &group, const std::string &node_name, bool force);
 
 /*
- * QuorumStandbyCount: the group's non-dropped nodes with replication_quorum
- * on, other than its primary (the node assigned a writable state, else the
- * old primary assigned draining/demote_timeout).
+ * QuorumStandbyCount: the group's nodes with replication_quorum on, neither
+ * dropped nor being dropped (wants_drop), other than its primary (the node assigned a writable state, else the
+ * old primary assigned draining/demote_timeout).  When that primary is being
+ * dropped (wants_drop), one of the others becomes the primary: the count is
+ * one less (at least 0) — what the group will have once the drop is over.
  */
 int QuorumStandbyCount(const GroupView &group);
 
@@ -230,10 +253,13 @@ bool QuorumReported(const GroupView &group, int64_t old_primary_id);
 bool ParseSyncNames(const std::string &value, int *k, std::vector<int64_t> *ids, int *others);
 
 /*
- * FastForwardUpstream: for a node assigned fast_forward, the id of the
- * election participant it must stream from (the most advanced, lowest id
- * among equals) and that node's reported LSN; false when the node is not in
- * fast_forward or no participant qualifies (docs/elections.md).
+ * FastForwardUpstream: for a node assigned fast_forward, the id of the node
+ * it must stream from and that node's reported LSN: the old primary when it
+ * is confirmed down (assigned demote_timeout, reports a non-writable state:
+ * a standby without upstream after its clean demotion), healthy, and ahead
+ * of every election participant; otherwise the most advanced election
+ * participant (lowest id among equals).  False when the node is not in
+ * fast_forward or no node qualifies (docs/elections.md).
  */
 bool FastForwardUpstream(const GroupView &group, int64_t node_id, int64_t *upstream_id, uint64_t *upstream_lsn);
 

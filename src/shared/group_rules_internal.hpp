@@ -61,8 +61,12 @@ int Standbys(const std::vector<NodeView> &nodes, const NodeView &primary);
 /* IsCandidate: settled healthy secondary on the primary's timeline, priority > 0, no maintenance or drop wanted. */
 bool IsCandidate(const NodeView &n, const NodeView &primary);
 
-/* BestCandidate: highest priority, then LSN, then lowest id among IsCandidate (within *max_lag when set). */
-const NodeView *BestCandidate(const std::vector<NodeView> &nodes, const NodeView &primary, const uint64_t *max_lag);
+/*
+ * BestCandidate: highest priority, then LSN, then lowest id among IsCandidate
+ * (within *max_lag when set, healthy for at least min_healthy_ms).
+ */
+const NodeView *BestCandidate(const std::vector<NodeView> &nodes, const NodeView &primary, const uint64_t *max_lag,
+							  uint64_t min_healthy_ms = 0);
 
 /* MayWrite: a node reporting `s` may accept writes (writable states and stop_replication). */
 bool MayWrite(NodeState s);
@@ -73,6 +77,13 @@ bool Stopped(const NodeView &n);
 /* QuorumReportedIn: QuorumReported over a working copy; on false *why says what is missing. */
 bool QuorumReportedIn(const std::vector<NodeView> &nodes, const NodeView &old, std::string *why);
 
+/*
+ * RpoProof: no commit old primary `old` acknowledged is lost by promoting
+ * `holder` (the candidate, or the most advanced election participant;
+ * nullptr: none known); *why names the proof or what is missing.
+ */
+bool RpoProof(const Ctx &ctx, const NodeView &old, const NodeView *holder, std::string *why);
+
 /* CannotWrite: old primary `old` provably cannot acknowledge a commit any more; *why names the proof. */
 bool CannotWrite(const Ctx &ctx, const NodeView &old, std::string *why);
 
@@ -82,6 +93,7 @@ bool ElectionReportLsn(const Ctx &ctx, const NodeView &node, Firing *fire);
 bool ElectionWinnerPromotes(const Ctx &ctx, const NodeView &node, Firing *fire);
 bool ElectionWinnerFastForwards(const Ctx &ctx, const NodeView &node, Firing *fire);
 bool FastForwardDone(const Ctx &ctx, const NodeView &node, Firing *fire);
+bool CandidateFetchesWal(const Ctx &ctx, const NodeView &node, Firing *fire);
 bool PromoteCandidate(const Ctx &ctx, const NodeView &node, Firing *fire);
 bool ElectionLoserJoins(const Ctx &ctx, const NodeView &node, Firing *fire);
 

@@ -392,8 +392,12 @@ QuorumStandbyCount(const GroupView &group)
 		p = OldPrimary(group.nodes);
 	int count = 0;
 	for (const auto &n : group.nodes)
-		if (n.assigned != S::Dropped && n.replication_quorum && (p == nullptr || n.node_id != p->node_id))
+		if (n.assigned != S::Dropped && !n.wants_drop && n.replication_quorum &&
+			(p == nullptr || n.node_id != p->node_id))
 			count++;
+	/* A primary being dropped hands over to one of the counted nodes, which then is no standby of its own. */
+	if (p != nullptr && p->wants_drop && count > 0)
+		count--;
 	return count;
 }
 

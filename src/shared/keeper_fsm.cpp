@@ -76,6 +76,13 @@ constexpr KeeperTransition kKeeperTransitions[] = {
 	 * the slots for the other nodes as a new wait_primary.
 	 */
 	{S::Secondary,        S::PreparePromotion, A::StopReplication, "we are the promotion candidate: primary_conninfo '' stops the walreceiver, report the final LSN"},
+	/*
+	 * The monitor chose us from a report older than our state file (a
+	 * node_active call we gave up on ran late and recorded secondary after
+	 * we moved to catchingup): stopping replication is just as safe from
+	 * here; the monitor's proofs decide whether we are promoted.
+	 */
+	{S::Catchingup,       S::PreparePromotion, A::StopReplication, "we are the promotion candidate (chosen from an older report): primary_conninfo '' stops the walreceiver, report the final LSN"},
 	{S::PreparePromotion, S::StopReplication,  A::Promote,         "the old primary provably cannot write: promote, wait for the end of recovery, checkpoint"},
 	{S::StopReplication,  S::WaitPrimary,      A::PrepareStandbys, "we are the new primary: replication slots for the other nodes, no synchronous replication yet"},
 
@@ -138,6 +145,13 @@ constexpr KeeperTransition kKeeperTransitions[] = {
 	{S::ReportLsn,        S::PreparePromotion, A::StopReplication, "we won the election with the most WAL: make sure replication stays stopped, report"},
 	{S::ReportLsn,        S::FastForward,      A::FastForward,     "we won but lack WAL: stream from upstream_* until upstream_lsn, then stop and report"},
 	{S::FastForward,      S::PreparePromotion, A::StopReplication, "we have the missing WAL: make sure replication is stopped, report the final LSN"},
+	/*
+	 * The candidate (two-node failover or election winner) lacks WAL that
+	 * only the old primary, confirmed down after its clean demotion (a
+	 * standby without upstream), holds: fetch it from there (upstream_* names
+	 * the old primary), then stop and report as above.
+	 */
+	{S::PreparePromotion, S::FastForward,      A::FastForward,     "the confirmed-down old primary holds WAL we lack: stream from upstream_* until upstream_lsn, then stop and report"},
 	{S::ReportLsn,        S::JoinSecondary,    A::JoinNewPrimary,  "the election is over: point primary_conninfo and our slot at the new primary, report"},
 	{S::JoinSecondary,    S::Secondary,        A::None,            "caught up with the new primary: the monitor counts us for quorum"},
 	{S::JoinSecondary,    S::Catchingup,       A::FollowPrimary,   "reported unhealthy right after we joined: make sure we follow the current primary and catch up"},

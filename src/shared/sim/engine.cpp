@@ -107,6 +107,10 @@ ApplyEvent(World &w, const Event &e)
 			if (j != e.a)
 				CutLink(w, e.a, j, until);
 		break;
+	case EventKind::IsolateMonitor:
+		for (int j = 0; j < w.n; j++)
+			CutLink(w, j, -1, until);
+		break;
 	case EventKind::LossyLink:
 		w.lossy_until[e.a] = std::max(w.lossy_until[e.a], until);
 		break;

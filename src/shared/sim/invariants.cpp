@@ -110,7 +110,8 @@ CheckStep(World &w)
 			AddViolation(w, "diverged_reads",
 						 NodeName(i) + " serves reads at lsn " + std::to_string(s.Lsn()) + " on timeline " +
 							 std::to_string(s.timeline) + " but its history is not a prefix of leader " +
-							 NodeName(w.leader) + "'s");
+							 NodeName(w.leader) + "'s (its keeper is in " + fsm::StateName(w.keepers[i].current) +
+							 ", upstream " + (s.upstream < 0 ? std::string("none") : NodeName(s.upstream)) + ")");
 	}
 }
 

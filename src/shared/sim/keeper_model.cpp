@@ -46,15 +46,22 @@ Restart(World &w, int i)
 	StartServer(w, i);
 }
 
-int
-SyncCandidates(const World &w, int i)
+/*
+ * SyncQuorumStreams (src/bgworker/election.cpp): the synchronous_standby_names
+ * node i runs with is 'ANY k (...)' and at least k of the standbys it names
+ * stream from it.  False with names '': then no standby counts.
+ */
+bool
+SyncQuorumStreams(const World &w, int i)
 {
 	Quorum q = ParseQuorum(w.servers[i].sync_names);
+	if (q.k == 0)
+		return false;
 	int count = 0;
 	for (int j : q.nodes)
 		if (j >= 0 && j < w.n && j != i && w.servers[j].upstream == i && Streaming(w, j))
 			count++;
-	return count;
+	return count >= q.k;
 }
 
 /* SelfFence: login fence, no upstream, standby.signal, keeper exit 2 -> crash restart into recovery. */
@@ -70,26 +77,63 @@ SelfFence(World &w, int i)
 	StartServer(w, i);
 }
 
-/* CheckIsolation (keeper.cpp): a writable non-single node that reached neither monitor nor standby fences. */
+/*
+ * CheckIsolation (fence.cpp, docs/failover.md "Self-fencing"): a writable
+ * non-single node fences itself once fence_timeout has passed since the
+ * latest of: the start of the watch, its last successful node_active, and
+ * the last moment at least k of the standbys named in its running
+ * 'ANY k (...)' streamed from it (SyncQuorumStreams) plus the reply slack
+ * (conservative: a walsender of a vanished standby may linger that long).
+ * With names '' only the monitor counts.  The watch lives in shared memory
+ * (Server): a keeper restart does not reset it.
+ */
 bool
 CheckIsolation(World &w, int i)
 {
 	Server &s = w.servers[i];
 	Keeper &k = w.keepers[i];
-	for (int j = 0; j < w.n; j++)
-		if (j != i && w.servers[j].upstream == i && Streaming(w, j))
-			k.last_standby_contact_ms = w.now_ms + 1; /* + 1: 0 means never */
-	if (s.in_recovery || s.pristine || k.current == NodeState::Single || !fsm::IsWritableState(k.current))
+	if (s.in_recovery || s.pristine || k.current == NodeState::Single || !fsm::IsWritableState(k.current)) {
+		s.watched = false;
 		return false;
-	uint64_t contact = std::max(k.started_ms, k.last_monitor_ok_ms);
-	/* Conservative: a vanished standby's last reply counts for the whole slack (its walsender may linger). */
-	if (k.last_standby_contact_ms != 0)
-		contact = std::max(contact, k.last_standby_contact_ms - 1 + w.config.reply_slack_ms);
+	}
+	if (!s.watched) {
+		s.watched = true;
+		s.watch_since_ms = w.now_ms;
+	}
+	if (SyncQuorumStreams(w, i))
+		s.quorum_contact_ms = w.now_ms + 1; /* + 1: 0 means never */
+	uint64_t contact = std::max(s.watch_since_ms, s.monitor_ok_ms);
+	if (s.quorum_contact_ms != 0)
+		contact = std::max(contact, s.quorum_contact_ms - 1 + w.config.reply_slack_ms);
 	if (w.now_ms > contact && w.now_ms - contact >= w.config.fence_timeout_ms) {
 		SelfFence(w, i);
 		return true;
 	}
 	return false;
+}
+
+/*
+ * MaintenanceStreamsFromPrimary (docs/failover.md "Maintenance"): a standby
+ * in maintenance serves reads only while it streams from the node the
+ * monitor's last answer named as the primary; otherwise (an election under
+ * way, a new primary promoted, its upstream gone or forked) its history may
+ * diverge from the group's and its keeper keeps the login fence up.
+ */
+bool
+MaintenanceStreamsFromPrimary(const World &w, int i)
+{
+	const Keeper &k = w.keepers[i];
+	return k.has_goal && k.goal_primary >= 0 && w.servers[i].upstream == k.goal_primary && Streaming(w, i);
+}
+
+/* MaintenanceFence: the keeper of a maintenance standby that does not stream from the monitor's primary fences it. */
+void
+MaintenanceFence(World &w, int i)
+{
+	const Server &s = w.servers[i];
+	if (s.in_recovery && !s.fenced && w.keepers[i].current == NodeState::Maintenance &&
+		!MaintenanceStreamsFromPrimary(w, i))
+		SetFence(w, i, true, "maintenance standby that does not stream from the monitor's primary");
 }
 
 /* LiftFenceIfProven (keeper.cpp). */
@@ -102,18 +146,21 @@ LiftFence(World &w, int i, bool have_goal)
 		return;
 	NodeState cur = k.current;
 	if (s.in_recovery) {
-		if ((cur == NodeState::Catchingup || cur == NodeState::Secondary) && Streaming(w, i) && !s.needs_reclone)
+		if ((cur == NodeState::Catchingup || cur == NodeState::Secondary || cur == NodeState::JoinSecondary) &&
+			Streaming(w, i) && !s.needs_reclone)
 			SetFence(w, i, false, "this standby streams from the primary");
-		else if (cur == NodeState::Maintenance && have_goal && k.goal == NodeState::Maintenance && !s.needs_reclone)
-			SetFence(w, i, false, "the monitor confirms this standby is in maintenance");
+		else if (cur == NodeState::Maintenance && have_goal && k.goal == NodeState::Maintenance && !s.needs_reclone &&
+				 MaintenanceStreamsFromPrimary(w, i))
+			SetFence(w, i, false,
+					 "the monitor confirms this standby is in maintenance and it streams from the primary");
 		return;
 	}
 	if (!fsm::IsWritableState(cur))
 		return;
 	if (have_goal && k.goal == cur)
 		SetFence(w, i, false, "the monitor confirms this node as the primary");
-	else if (cur == NodeState::Primary && SyncCandidates(w, i) > 0)
-		SetFence(w, i, false, "a synchronous standby streams from this primary");
+	else if (cur == NodeState::Primary && SyncQuorumStreams(w, i))
+		SetFence(w, i, false, "a quorum of synchronous standbys streams from this primary");
 }
 
 Report
@@ -126,7 +173,8 @@ MakeReport(const World &w, int i)
 	r.lsn = s.Lsn();
 	r.timeline = s.timeline;
 	r.streaming = Streaming(w, i);
-	r.applied_names = s.in_recovery ? "" : s.sync_names;
+	/* The synchronous_standby_names setting, also in recovery: the names it acknowledged with before (elections.md). */
+	r.applied_names = s.sync_names;
 	return r;
 }
 
@@ -155,7 +203,7 @@ Heartbeat(World &w, int i)
 	k.goal_names = a.names;
 	k.goal_upstream = a.upstream;
 	k.goal_upstream_lsn = a.upstream_lsn;
-	k.last_monitor_ok_ms = w.now_ms;
+	w.servers[i].monitor_ok_ms = w.now_ms;
 	return true;
 }
 
@@ -399,6 +447,7 @@ TickOnce(World &w, int i)
 	if (!Heartbeat(w, i))
 		return false;
 	LiftFence(w, i, true);
+	MaintenanceFence(w, i);
 	/* PromoteBack: fenced (restarted as a standby) while the monitor still wants it primary. */
 	if (s.in_recovery && fsm::IsWritableState(k.current) && fsm::IsWritableState(k.goal)) {
 		if (s.needs_reclone)
@@ -441,7 +490,6 @@ StartKeeper(World &w, int i)
 	k.current = current;
 	k.delay_reports = delay;
 	k.alive = true;
-	k.started_ms = w.now_ms;
 }
 
 void
@@ -452,6 +500,9 @@ StartServer(World &w, int i)
 	s.up = true;
 	s.restart_at = -1;
 	s.sessions = false;
+	/* Shared memory is new: the isolation watch starts over (the node comes up fenced if it may have been replaced). */
+	s.watched = false;
+	s.watch_since_ms = s.monitor_ok_ms = s.quorum_contact_ms = 0;
 	if (!s.pristine)
 		s.in_recovery = s.standby_signal;
 	/* StartupFence (module.cpp). */

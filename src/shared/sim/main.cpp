@@ -3,14 +3,15 @@
  * (pure zone).
  *
  *   autopilot-sim [--schedules N] [--seed S] [--nodes K] [--steps M]
- *                 [--heal-steps H] [--nss n] [--mix] [--no-keeper-kills] [--strict-sync] [--trace]
+ *                 [--heal-steps H] [--nss n] [--mix] [--list] [--no-keeper-kills] [--strict-sync]
+ *                 [--trace]
  *
  * Runs seeds S, S+1, ..., S+N-1 (each a random schedule of M steps in a
  * group of K nodes), prints the first failing schedule in full (the events
  * and a trace of what the monitor, the keepers and the clients did), the
  * other failing seeds, and a summary per invariant.  Exit status 1 when any
  * schedule failed, 2 on bad usage.  --mix spreads the seeds over group
- * sizes 2..K.  `--trace` with one schedule prints the
+ * sizes 2..K; --list prints one line per failing seed (no full trace).  `--trace` with one schedule prints the
  * trace even when it passes.
  */
 #include <chrono>
@@ -33,7 +34,7 @@ Usage(const char *why)
 {
 	std::fprintf(stderr,
 				 "autopilot-sim: %s\nusage: autopilot-sim [--schedules N] [--seed S] [--nodes K] [--steps M] "
-				 "[--heal-steps H] [--nss n] [--mix] [--no-keeper-kills] [--strict-sync] [--trace]\n",
+				 "[--heal-steps H] [--nss n] [--mix] [--list] [--no-keeper-kills] [--strict-sync] [--trace]\n",
 				 why);
 	std::exit(2);
 }
@@ -57,7 +58,8 @@ main(int argc, char **argv)
 {
 	SimConfig config;
 	uint64_t schedules = 1000, seed = 1;
-	bool mix = false; /* --mix: seed s runs a group of 2 + s % (K - 1) nodes */
+	bool mix = false;      /* --mix: seed s runs a group of 2 + s % (K - 1) nodes */
+	bool list_all = false; /* --list: one line per failing seed, no full failure */
 	for (int i = 1; i < argc; i++) {
 		std::string a = argv[i];
 		if (a == "--schedules")
@@ -76,6 +78,8 @@ main(int argc, char **argv)
 			config.keeper_kills = false;
 		else if (a == "--mix")
 			mix = true;
+		else if (a == "--list")
+			list_all = true;
 		else if (a == "--strict-sync")
 			config.strict_sync = true;
 		else if (a == "--trace")
@@ -111,9 +115,9 @@ main(int argc, char **argv)
 		if (r.Ok())
 			continue;
 		by_invariant[r.violations.front().invariant]++;
-		if (failed.empty())
+		if (failed.empty() && !list_all)
 			std::printf("%s\n", FormatFailure(s, c).c_str());
-		if (failed.size() < 30)
+		if (failed.size() < 30 || list_all)
 			std::printf("seed %llu (%d nodes): %s at step %d: %s\n", static_cast<unsigned long long>(s), c.nodes,
 						r.violations.front().invariant.c_str(), r.violations.front().step,
 						r.violations.front().detail.c_str());

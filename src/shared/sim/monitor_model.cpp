@@ -7,8 +7,9 @@
  * restart) and no failed probe after the last report.  A probe that cannot
  * reach the node counts after health_check_max_retries; a node whose
  * postmaster is down is bad at once (connection refused).  assigned_age_ms,
- * reported_since_assigned and `restarting` come from the same timestamps
- * the glue uses (state_change_time, report_time, stopping_time), in logical
+ * report_age_ms, healthy_for_ms and `restarting` come from the same
+ * timestamps the glue uses (state_change_time, report_time, healthy_since,
+ * stopping_time), in logical
  * time; "after" comparisons use the sequence number so that a report and an
  * assignment in the same step are ordered like the transactions would be.
  * Catches autopilot::Error from the rules (a violation) and from the
@@ -111,6 +112,7 @@ BuildView(const World &w)
 	g.sync_lag_threshold_bytes = w.config.sync_lag_threshold;
 	g.promote_lag_threshold_bytes = w.config.promote_lag_threshold;
 	g.primary_demote_timeout_ms = w.config.primary_demote_timeout_ms;
+	g.node_timeout_ms = w.config.node_timeout_ms;
 	g.nodes.reserve(static_cast<std::size_t>(w.n));
 	for (int i = 0; i < w.n; i++) {
 		const Row &r = w.monitor.rows[i];
@@ -123,6 +125,7 @@ BuildView(const World &w)
 		v.assigned = r.assigned;
 		v.last_told = r.last_told;
 		v.healthy = Healthy(w, i);
+		v.healthy_for_ms = v.healthy ? w.now_ms - r.healthy_since_ms : 0;
 		v.lsn = r.lsn;
 		v.timeline = r.timeline;
 		v.streaming = r.streaming;
@@ -131,7 +134,7 @@ BuildView(const World &w)
 		v.assigned_age_ms = w.now_ms - r.state_change_ms;
 		v.wants_maintenance = r.wants_maintenance;
 		v.restarting = Restarting(w, i);
-		v.reported_since_assigned = r.has_report && r.report_seq > r.state_change_seq;
+		v.report_age_ms = r.has_report ? w.now_ms - r.report_ms : UINT64_MAX;
 		v.applied_sync_names = r.applied_names;
 		v.told_sync_names = r.told_names;
 		v.promotion_target = r.promotion_target;
@@ -180,6 +183,9 @@ NodeActive(World &w, const Report &rep)
 		w.Trace("monitor: " + NodeName(rep.node) + " reports " + fsm::StateName(rep.current) + " (lsn " +
 				std::to_string(rep.lsn) + ", timeline " + std::to_string(rep.timeline) +
 				(rep.streaming ? ", streaming" : "") + ")");
+	/* healthy_since (node_active): a report that ends an unhealthy period (or the first one) starts a new one. */
+	if (!Healthy(w, rep.node))
+		r.healthy_since_ms = w.now_ms;
 	r.reported = rep.current;
 	r.lsn = rep.lsn;
 	r.timeline = rep.timeline;
@@ -210,7 +216,13 @@ NodeActive(World &w, const Report &rep)
 	}
 	/* Remembered even when the answer is lost on the way back: the sync proof depends on it. */
 	r.last_told = r.assigned;
-	r.told_names = a.names;
+	/*
+	 * The told names are evidence of what the keeper may run: only an
+	 * answer with a writable goal makes it apply names, so the glue keeps
+	 * the value of the last such answer (docs/elections.md).
+	 */
+	if (fsm::IsWritableState(r.assigned))
+		r.told_names = a.names;
 	return a;
 }
 
@@ -246,9 +258,13 @@ HealthRound(World &w)
 		}
 		if (health != r.health)
 			w.Trace("monitor: health check of " + NodeName(i) + ": " + (health ? "good" : "bad"));
+		bool was_healthy = Healthy(w, i);
 		r.health = health;
 		r.health_check_ms = w.now_ms;
 		r.health_check_seq = w.seq++;
+		/* healthy_since (record_health): a good check that turns the verdict healthy starts a healthy period. */
+		if (!was_healthy && Healthy(w, i))
+			r.healthy_since_ms = w.now_ms;
 	}
 	ProceedAndApply(w);
 }
@@ -295,6 +311,17 @@ OperatorCall(World &w, const Event &e)
 				w.Trace("operator: set_number_sync_standbys(" + std::to_string(e.arg) + ") refused");
 				return;
 			}
+			/*
+			 * Lowering number_sync_standbys to 0 is the operator choosing
+			 * availability for every failover from now on
+			 * (docs/elections.md): a primary that acknowledged commits
+			 * alone may then be failed over without them, including
+			 * commits acknowledged while the value was higher.  RPO 0 is
+			 * promised again for commits acknowledged after it is raised.
+			 */
+			if (e.arg == 0 && w.monitor.number_sync_standbys > 0 && !w.config.strict_sync)
+				for (auto &c : w.commits)
+					c.durable = false;
 			w.monitor.number_sync_standbys = e.arg;
 			break;
 		}

@@ -27,6 +27,7 @@ enum class EventKind : uint8_t {
 	LossyLink,          /* half the messages between node a and the monitor are lost for arg steps */
 	DelayReport,        /* node a's next report reaches the monitor arg steps late (its keeper times out) */
 	MonitorDown,        /* the monitor is down for arg steps (restarts with startup grace) */
+	IsolateMonitor,     /* every node <-> monitor link down for arg steps (the monitor runs on, alone) */
 	Switchover,         /* perform_switchover() */
 	Failover,           /* perform_failover() */
 	Promotion,          /* perform_promotion(node a) */

@@ -46,6 +46,15 @@ struct Server {
 	bool needs_reclone = false; /* a pg_rewind failed */
 	bool sessions = false;      /* client sessions opened before a fence went up (they survive it until a restart) */
 	int restart_at = -1;        /* stopped: the step at which it starts again; -2: at the heal */
+	/*
+	 * The keeper's isolation watch (src/bgworker/fence.cpp), in shared
+	 * memory: a restart of the keeper process keeps it, a restart of the
+	 * server clears it.  Times in ms; 0: never.
+	 */
+	bool watched = false;           /* the watch runs: the node is writable and replaceable */
+	uint64_t watch_since_ms = 0;    /* when the watch started */
+	uint64_t monitor_ok_ms = 0;     /* the keeper's last successful node_active */
+	uint64_t quorum_contact_ms = 0; /* last tick at which SyncQuorumStreams held (+ 1: 0 means never) */
 
 	/* Invariant bookkeeping: the interval in which it could acknowledge commits (see invariants.cpp). */
 	bool epoch_open = false;
@@ -72,11 +81,8 @@ struct Keeper {
 	std::string goal_names; /* synchronous_standby_names the monitor told it */
 	int goal_upstream = -1; /* fast_forward: node to stream from */
 	uint64_t goal_upstream_lsn = 0;
-	uint64_t started_ms = 0;
-	uint64_t last_monitor_ok_ms = 0;
-	uint64_t last_standby_contact_ms = 0; /* 0: never */
-	int clone_done_at = -1;               /* a pg_basebackup runs until this step */
-	int delay_reports = 0;                /* DelayReport: the next report is this many steps late */
+	int clone_done_at = -1; /* a pg_basebackup runs until this step */
+	int delay_reports = 0;  /* DelayReport: the next report is this many steps late */
 };
 
 /* What a keeper sends in node_active. */
@@ -98,7 +104,8 @@ struct Row {
 	bool has_report = false;
 	uint64_t report_ms = 0;
 	uint64_t report_seq = 0;
-	int health = -1; /* -1 unknown, 0 bad, 1 good */
+	uint64_t healthy_since_ms = 0; /* node.healthy_since: start of the current healthy period */
+	int health = -1;               /* -1 unknown, 0 bad, 1 good */
 	uint64_t health_check_ms = 0;
 	uint64_t health_check_seq = 0;
 	int failures = 0; /* consecutive probes without an answer */

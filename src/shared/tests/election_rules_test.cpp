@@ -71,18 +71,23 @@ TEST_F(Group, ThirdNodeJoinsThroughApplySettings)
 	EXPECT_EQ(SynchronousStandbyNames(g), "ANY 1 (pg_autopilot_node_2)");
 	Register(3, NodeState::WaitStandby);
 	EXPECT_EQ(Proceed(), Strings{"1:primary->apply_settings:standby_joined"});
-	EXPECT_EQ(SynchronousStandbyNames(g), "ANY 1 (pg_autopilot_node_2, pg_autopilot_node_3)")
-		<< "the primary keeps synchronous replication while it applies the settings";
+	EXPECT_EQ(SynchronousStandbyNames(g), "ANY 1 (pg_autopilot_node_2)")
+		<< "the primary keeps synchronous replication while it applies the settings; node3 is not cloned yet";
 	EXPECT_EQ(FindKeeperTransition(NodeState::Primary, NodeState::ApplySettings)->action, KeeperAction::ApplySettings);
 	Report(3);
 	EXPECT_EQ(Proceed(), Strings{}) << "the primary has not reported apply_settings yet";
 	Report(1);
-	EXPECT_EQ(Proceed(), (Strings{"3:wait_standby->catchingup:standby_can_init",
-								  "1:apply_settings->primary:primary_settings_applied"}))
-		<< "the primary returns to primary once no node waits any more";
+	EXPECT_EQ(Proceed(), Strings{"3:wait_standby->catchingup:standby_can_init"});
+	EXPECT_EQ(SynchronousStandbyNames(g), "ANY 1 (pg_autopilot_node_2, pg_autopilot_node_3)")
+		<< "once it may stream from the primary, node3 is named";
+	Report(3);
+	EXPECT_EQ(Proceed(), Strings{"3:catchingup->secondary:standby_caught_up"})
+		<< "the primary, told the names without node3, stays in apply_settings";
+	Report(3);
+	Report(1);
+	EXPECT_EQ(Proceed(), (Strings{"1:apply_settings->primary:primary_settings_applied"}))
+		<< "the primary returns to primary once it was told the current names and no node waits any more";
 	EXPECT_EQ(FindKeeperTransition(NodeState::ApplySettings, NodeState::Primary)->action, KeeperAction::EnableSyncRep);
-	ReportAll();
-	EXPECT_EQ(Proceed(), Strings{"3:catchingup->secondary:standby_caught_up"});
 	ReportAll();
 	EXPECT_EQ(Proceed(), Strings{}) << "steady state";
 }
@@ -261,8 +266,10 @@ TEST_F(Election, AllowDataLossUnblocksTheElectionButNeverCannotWrite)
 	Report(2);
 	Node(2).streaming = false;
 	EXPECT_EQ(Proceed(), Strings{}) << "node3 may still acknowledge for node1: no sync proof";
-	Node(1).assigned_age_ms = g.primary_demote_timeout_ms;
-	EXPECT_EQ(Proceed(), Strings{"2:prepare_promotion->stop_replication:promote_candidate"}) << "timeout proof";
+	Node(1).assigned_age_ms = Node(1).report_age_ms = g.primary_demote_timeout_ms;
+	EXPECT_EQ(Proceed(), Strings{}) << "names set: no timeout proof (node3 may keep node1 from fencing)";
+	Node(1).reported = NodeState::DemoteTimeout;
+	EXPECT_EQ(Proceed(), Strings{"2:prepare_promotion->stop_replication:promote_candidate"}) << "confirmed down";
 }
 
 /* With number_sync_standbys = 0 a primary that ran without synchronous names has nothing to wait for. */
@@ -279,7 +286,13 @@ TEST_F(Election, EmptyNamesElectOnlyWithNumberSyncStandbysZero)
 	EXPECT_EQ(Proceed(), Strings{"2:report_lsn->prepare_promotion:election_winner"});
 }
 
-TEST_F(Election, TimeoutProofRefusedWhenTheOldPrimaryReportedSinceAssigned)
+/*
+ * The timeout proof needs names '' (applied and told): with names set, a
+ * quorum of standbys the monitor cannot see may stream from the old primary
+ * and keep its keeper from fencing.  Only confirmed-down (or the sync proof)
+ * then promotes.
+ */
+TEST_F(Election, TimeoutProofRefusedWhenTheOldPrimaryRanWithNames)
 {
 	Form(3);
 	Node(1).applied_sync_names = "garbage ((";
@@ -290,27 +303,176 @@ TEST_F(Election, TimeoutProofRefusedWhenTheOldPrimaryReportedSinceAssigned)
 	EXPECT_EQ(Proceed(), Strings{"2:report_lsn->prepare_promotion:election_winner"});
 	Report(2);
 	Node(2).streaming = false;
-	/* node1's keeper reached the monitor after being told demote_timeout, still reporting primary. */
-	Node(1).reported_since_assigned = true;
-	Node(1).assigned_age_ms = g.primary_demote_timeout_ms * 2;
-	EXPECT_EQ(Proceed(), Strings{}) << "it is not isolated: it did not fence itself";
+	Node(1).assigned_age_ms = Node(1).report_age_ms = g.primary_demote_timeout_ms * 2;
+	EXPECT_EQ(Proceed(), Strings{}) << "names set: its keeper may not have fenced";
 	Node(1).reported = NodeState::DemoteTimeout; /* its demotion is done */
 	EXPECT_EQ(Proceed(), Strings{"2:prepare_promotion->stop_replication:promote_candidate"});
 }
 
-TEST_F(Election, TwoNodeTimeoutProofAlsoRefusedWhenReportedSinceAssigned)
+/* The timeout counts from max(last report, assignment): a keeper that still reports is not isolated. */
+TEST_F(Election, TwoNodeTimeoutProofCountsFromTheLastReport)
 {
 	FormPair();
 	Node(1).assigned = Node(1).reported = NodeState::WaitPrimary;
+	Node(1).applied_sync_names = Node(1).told_sync_names = "";
 	Node(1).healthy = false;
 	Proceed();
 	Report(2);
 	Node(2).streaming = false;
 	Node(1).assigned_age_ms = g.primary_demote_timeout_ms;
-	Node(1).reported_since_assigned = true;
-	EXPECT_EQ(Proceed(), Strings{});
-	Node(1).reported_since_assigned = false;
+	Node(1).report_age_ms = g.primary_demote_timeout_ms - 1;
+	EXPECT_EQ(Proceed(), Strings{}) << "it reported less than primary_demote_timeout ago";
+	Node(1).report_age_ms = g.primary_demote_timeout_ms * 3;
+	Node(1).assigned_age_ms = g.primary_demote_timeout_ms - 1;
+	EXPECT_EQ(Proceed(), Strings{}) << "assigned less than primary_demote_timeout ago";
+	Node(1).assigned_age_ms = g.primary_demote_timeout_ms;
 	EXPECT_EQ(Proceed(), Strings{"2:prepare_promotion->stop_replication:promote_candidate"});
+}
+
+/*
+ * Bug 1b of the simulator: assigned primary, but the keeper never applied it
+ * (names '' applied): it acknowledged commits alone.  With
+ * number_sync_standbys = 1 its candidate is not promoted even once the old
+ * primary is confirmed down — only with allow_data_loss.
+ */
+TEST_F(Election, TwoNodeNoPromotionWithoutRpoProof)
+{
+	FormPair();
+	g.number_sync_standbys = 1;
+	Node(1).applied_sync_names = "";
+	Node(1).healthy = false;
+	EXPECT_EQ(Proceed(),
+			  (Strings{"1:primary->demote_timeout:primary_failed", "2:secondary->prepare_promotion:primary_failed"}));
+	Report(2);
+	Node(2).streaming = false;
+	Node(1).reported = NodeState::DemoteTimeout; /* confirmed down, */
+	Node(1).lsn = Node(2).lsn + 100;             /* with WAL node2 never received */
+	EXPECT_EQ(Proceed(), Strings{}) << "commits it acknowledged alone may be missing on node2";
+	Node(1).allow_data_loss = true;
+	EXPECT_EQ(Proceed(), Strings{"2:prepare_promotion->stop_replication:promote_candidate"});
+}
+
+/* WAL proof: the old primary is confirmed down (in recovery, at the end of its WAL) and the candidate has all of it. */
+TEST_F(Election, TwoNodeWalProofWhenTheCandidateHasAllTheWal)
+{
+	FormPair();
+	g.number_sync_standbys = 1;
+	Node(1).applied_sync_names = "";
+	Node(1).healthy = false;
+	Proceed();
+	Report(2);
+	Node(2).streaming = false;
+	Node(1).lsn = Node(2).lsn + 1;
+	Node(1).reported = NodeState::DemoteTimeout;
+	EXPECT_EQ(Proceed(), Strings{});
+	Node(2).lsn = Node(1).lsn;
+	auto promote = ProceedGroup(g);
+	ASSERT_EQ(promote.size(), 1u);
+	EXPECT_NE(promote[0].description.find("has all of its WAL"), std::string::npos) << promote[0].description;
+	EXPECT_EQ(Apply(promote), Strings{"2:prepare_promotion->stop_replication:promote_candidate"});
+}
+
+/*
+ * candidate_fetches_wal: the old primary is confirmed down (it reports
+ * demote_timeout after its clean demotion) and healthy, with WAL its stopped
+ * candidate never received and no other RPO proof: the candidate streams it
+ * from the old primary (fast_forward), then the WAL proof promotes it
+ * (simulator seeds 15, 150).
+ */
+TEST_F(Election, TwoNodeCandidateFetchesWalFromTheConfirmedDownOldPrimary)
+{
+	FormPair();
+	g.number_sync_standbys = 1;
+	Node(1).applied_sync_names = "";
+	Node(1).healthy = false;
+	EXPECT_EQ(Proceed(),
+			  (Strings{"1:primary->demote_timeout:primary_failed", "2:secondary->prepare_promotion:primary_failed"}));
+	Report(2);
+	Node(2).streaming = false;
+	Node(1).reported = NodeState::DemoteTimeout;
+	Node(1).lsn = Node(2).lsn + 100;
+	EXPECT_EQ(Proceed(), Strings{}) << "the old primary is unhealthy: its WAL cannot be fetched";
+	Node(1).healthy = true;
+	EXPECT_EQ(Proceed(), Strings{"2:prepare_promotion->fast_forward:candidate_fetches_wal"});
+	EXPECT_EQ(FindKeeperTransition(NodeState::PreparePromotion, NodeState::FastForward)->action,
+			  KeeperAction::FastForward);
+	int64_t up = 0;
+	uint64_t up_lsn = 0;
+	ASSERT_TRUE(FastForwardUpstream(g, 2, &up, &up_lsn));
+	EXPECT_EQ(up, 1) << "the old primary is the upstream";
+	EXPECT_EQ(up_lsn, Node(1).lsn);
+	Node(2).lsn = Node(1).lsn;
+	ASSERT_TRUE(FastForwardUpstream(g, 2, &up, &up_lsn)) << "still named once caught up, until the node reports";
+	EXPECT_EQ(up, 1);
+	Report(2);
+	Node(2).streaming = true;
+	EXPECT_EQ(Proceed(), Strings{}) << "still streaming";
+	Node(2).streaming = false;
+	EXPECT_EQ(Proceed(), Strings{"2:fast_forward->prepare_promotion:fast_forward_done"});
+	Report(2);
+	auto promote = ProceedGroup(g);
+	ASSERT_EQ(promote.size(), 1u);
+	EXPECT_NE(promote[0].description.find("has all of its WAL"), std::string::npos) << promote[0].description;
+	EXPECT_EQ(Apply(promote), Strings{"2:prepare_promotion->stop_replication:promote_candidate"});
+}
+
+/* The same in an election: the confirmed-down old primary is the most advanced node; the winner fetches from it. */
+TEST_F(Election, ElectionWinnerFetchesWalFromTheConfirmedDownOldPrimary)
+{
+	Form(3);
+	g.number_sync_standbys = 1;
+	Node(1).applied_sync_names = Node(1).told_sync_names = "";
+	KillPrimary();
+	ReportLsn(2, 1000);
+	ReportLsn(3, 1000);
+	Node(1).reported = NodeState::DemoteTimeout;
+	Node(1).lsn = 1100;
+	EXPECT_EQ(Proceed(), Strings{}) << "no RPO proof while the old primary is unhealthy";
+	Node(1).healthy = true;
+	EXPECT_EQ(Proceed(), Strings{"2:report_lsn->fast_forward:election_winner"});
+	int64_t up = 0;
+	uint64_t up_lsn = 0;
+	ASSERT_TRUE(FastForwardUpstream(g, 2, &up, &up_lsn));
+	EXPECT_EQ(up, 1);
+	EXPECT_EQ(up_lsn, 1100u);
+	Report(2);
+	Node(2).streaming = false;
+	EXPECT_EQ(Proceed(), Strings{}) << "lacks the old primary's WAL";
+	Node(2).lsn = 1100;
+	EXPECT_EQ(Proceed(), Strings{"2:fast_forward->prepare_promotion:fast_forward_done"});
+	Report(2);
+	EXPECT_EQ(Proceed(), Strings{"2:prepare_promotion->stop_replication:promote_candidate"});
+}
+
+/*
+ * Monitor isolation (netns campaign seed 21): every node looked unhealthy
+ * while the monitor was cut off; the standby that reports first after the
+ * heal has been healthy for less than node_timeout and is no candidate yet.
+ */
+TEST_F(Election, PrimaryFailedWantsACandidateHealthyForNodeTimeout)
+{
+	FormPair();
+	g.node_timeout_ms = 5000;
+	Node(1).healthy = false;
+	Node(2).healthy_for_ms = 400;
+	EXPECT_EQ(Proceed(), Strings{}) << "node2 just became healthy again";
+	Node(2).healthy_for_ms = 5000;
+	EXPECT_EQ(Proceed(),
+			  (Strings{"1:primary->demote_timeout:primary_failed", "2:secondary->prepare_promotion:primary_failed"}));
+}
+
+TEST_F(Election, PrimaryFailedWithSeveralStandbysWantsOneHealthyForNodeTimeout)
+{
+	Form(3);
+	g.node_timeout_ms = 5000;
+	Node(1).healthy = false;
+	Node(2).healthy_for_ms = 100;
+	Node(3).healthy_for_ms = 4999;
+	EXPECT_EQ(Proceed(), Strings{});
+	Node(3).healthy_for_ms = 5000;
+	EXPECT_EQ(Proceed(),
+			  (Strings{"1:primary->demote_timeout:primary_failed", "2:secondary->report_lsn:election_report_lsn",
+					   "3:secondary->report_lsn:election_report_lsn"}));
 }
 
 TEST_F(Election, NoAutomaticFailoverFromWaitPrimaryWithNumberSyncStandbys)
@@ -329,7 +491,12 @@ TEST_F(Election, NoAutomaticFailoverFromWaitPrimaryWithNumberSyncStandbys)
 	}
 }
 
-TEST_F(Election, PrimaryInApplySettingsIsFailedOverWithoutSyncProof)
+/*
+ * A primary in apply_settings runs its applied or its told names: the sync
+ * proof checks both, so it holds as for a primary (with names set, the
+ * timeout proof never would).
+ */
+TEST_F(Election, PrimaryInApplySettingsIsFailedOverWithTheSyncProof)
 {
 	Form(3);
 	Node(3).candidate_priority = 90;
@@ -344,9 +511,9 @@ TEST_F(Election, PrimaryInApplySettingsIsFailedOverWithoutSyncProof)
 	ReportLsn(3, 1000);
 	EXPECT_EQ(Proceed(), Strings{"3:report_lsn->prepare_promotion:election_winner"});
 	Report(3);
+	Node(3).streaming = true;
+	EXPECT_EQ(Proceed(), Strings{}) << "node3 must have stopped";
 	Node(3).streaming = false;
-	EXPECT_EQ(Proceed(), Strings{}) << "no sync proof while it was in apply_settings";
-	Node(1).assigned_age_ms = g.primary_demote_timeout_ms;
 	EXPECT_EQ(Proceed(), Strings{"3:prepare_promotion->stop_replication:promote_candidate"});
 }
 

@@ -2,7 +2,8 @@
  * src/shared/tests/group_fixture.hpp — a group driven like the monitor drives
  * it, shared by the rule and operator-request tests: register nodes, run the
  * rules, apply assignments (resetting assigned_age_ms as state_change_time
- * would), let keepers "report" their goals.
+ * would), let keepers "report" their goals (resetting report_age_ms as
+ * report_time would).
  */
 #pragma once
 
@@ -109,7 +110,6 @@ class Group : public ::testing::Test {
 				<< a.rule << ": no keeper row " << StateName(a.from) << " -> " << StateName(a.to);
 			n.assigned = a.to;
 			n.assigned_age_ms = 0;
-			n.reported_since_assigned = false;
 			out.push_back(std::to_string(a.node_id) + ":" + StateName(a.from) + "->" + StateName(a.to) + ":" + a.rule);
 		}
 		return out;
@@ -133,7 +133,7 @@ class Group : public ::testing::Test {
 	{
 		NodeView &n = Node(id);
 		n.reported = n.last_told = n.assigned;
-		n.reported_since_assigned = true;
+		n.report_age_ms = 0;
 		n.applied_sync_names = n.told_sync_names = IsWritableState(n.assigned) ? SynchronousStandbyNames(g) : "";
 	}
 

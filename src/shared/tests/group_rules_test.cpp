@@ -67,8 +67,8 @@ TEST(GroupRuleTable, NamesAreUniquePerTransition)
 	}
 	for (const char *request : kRequestRuleNames)
 		EXPECT_EQ(names.count(request), 0u) << request;
-	EXPECT_EQ(names.size(), 20u);
-	EXPECT_EQ(GroupRules().size(), 29u);
+	EXPECT_EQ(names.size(), 21u);
+	EXPECT_EQ(GroupRules().size(), 30u);
 }
 
 TEST(GroupRuleTable, NoDuplicateRows)
@@ -233,8 +233,8 @@ TEST_F(Group, LastStandbyGoneMakesThePrimarySingle)
 TEST_F(Group, SynchronousStandbyNamesOrderAndCount)
 {
 	FormPair();
-	AddMember(3, NodeState::WaitStandby);
-	AddMember(4, NodeState::WaitStandby);
+	AddMember(3, NodeState::Catchingup);
+	AddMember(4, NodeState::Catchingup);
 	Node(3).candidate_priority = 90;
 	Node(4).replication_quorum = false;
 	EXPECT_EQ(SynchronousStandbyNames(g), "ANY 1 (pg_autopilot_node_3, pg_autopilot_node_2)");
@@ -245,6 +245,39 @@ TEST_F(Group, SynchronousStandbyNamesOrderAndCount)
 	Node(1).assigned = NodeState::WaitPrimary;
 	EXPECT_EQ(SynchronousStandbyNames(g), "");
 	EXPECT_EQ(StandbyName(42), "pg_autopilot_node_42");
+}
+
+/*
+ * The names list the quorum standbys that may stream from the primary's
+ * history: not a node waiting to be cloned, not a demoted old primary that
+ * must rewind first (simulator seed 70: listed, it blocked every later
+ * election), not a dropped one; a node in maintenance or joining stays.
+ */
+TEST_F(Group, SynchronousStandbyNamesOnlyListNodesThatMayStream)
+{
+	FormPair();
+	AddMember(3, NodeState::WaitStandby);
+	AddMember(4, NodeState::Demoted);
+	AddMember(5, NodeState::Dropped);
+	EXPECT_EQ(SynchronousStandbyNames(g), "ANY 1 (pg_autopilot_node_2)");
+	Node(3).assigned = NodeState::Catchingup;
+	Node(4).assigned = NodeState::Maintenance;
+	Node(5).assigned = NodeState::JoinSecondary;
+	EXPECT_EQ(SynchronousStandbyNames(g),
+			  "ANY 1 (pg_autopilot_node_2, pg_autopilot_node_3, pg_autopilot_node_4, pg_autopilot_node_5)");
+}
+
+/* A demoted old primary that rejoins changes the names: the primary re-applies them (settings_changed). */
+TEST_F(Group, DemotedNodeRejoiningReappliesTheNames)
+{
+	FormPair();
+	AddMember(3, NodeState::Demoted);
+	ASSERT_EQ(Node(1).told_sync_names, "ANY 1 (pg_autopilot_node_2)");
+	EXPECT_EQ(Proceed(),
+			  (Strings{"3:demoted->catchingup:old_primary_rejoins", "1:primary->apply_settings:settings_changed"}));
+	Report(1);
+	EXPECT_EQ(Proceed(), Strings{"1:apply_settings->primary:primary_settings_applied"});
+	EXPECT_EQ(Node(1).told_sync_names, "ANY 1 (pg_autopilot_node_2, pg_autopilot_node_3)");
 }
 
 TEST_F(Group, RegisteringWithoutAPrimaryFails)
@@ -440,6 +473,7 @@ TEST_F(Group, NoSyncProofWhenThePrimaryWasToldWaitPrimary)
 	EXPECT_EQ(Proceed(),
 			  (Strings{"1:primary->wait_primary:primary_loses_sync_standby", "2:secondary->catchingup:standby_lost"}));
 	Node(1).last_told = NodeState::WaitPrimary; /* told, but its next report is lost */
+	Node(1).told_sync_names = "";
 	Node(2).healthy = true;
 	Report(2);
 	EXPECT_EQ(Proceed(), Strings{"2:catchingup->secondary:standby_caught_up"});
@@ -450,8 +484,11 @@ TEST_F(Group, NoSyncProofWhenThePrimaryWasToldWaitPrimary)
 	Report(2);
 	Node(2).streaming = false;
 	EXPECT_EQ(Node(1).reported, NodeState::Primary);
-	EXPECT_EQ(Proceed(), Strings{}) << "node1 may run without synchronous replication: wait for the timeout";
-	Node(1).assigned_age_ms = g.primary_demote_timeout_ms;
+	EXPECT_EQ(Proceed(), Strings{}) << "node1 may run without synchronous replication";
+	Node(1).assigned_age_ms = Node(1).report_age_ms = g.primary_demote_timeout_ms;
+	EXPECT_EQ(Proceed(), Strings{})
+		<< "its applied names are set: a standby the monitor cannot see may keep it from fencing";
+	Node(1).reported = NodeState::DemoteTimeout; /* confirmed down */
 	EXPECT_EQ(Proceed(), Strings{"2:prepare_promotion->stop_replication:promote_candidate"});
 }
 
@@ -471,6 +508,8 @@ TEST_F(Group, FailoverFromWaitPrimaryWaitsForTheTimeout)
 {
 	FormPair();
 	Node(1).assigned = Node(1).reported = NodeState::WaitPrimary; /* e.g. number_sync_standbys 0, standby was away */
+	Node(1).applied_sync_names = Node(1).told_sync_names = "";
+	Node(1).report_age_ms = g.primary_demote_timeout_ms * 2; /* its last report is old */
 	Node(1).healthy = false;
 	EXPECT_EQ(Proceed(), (Strings{"1:wait_primary->demote_timeout:primary_failed",
 								  "2:secondary->prepare_promotion:primary_failed"}));

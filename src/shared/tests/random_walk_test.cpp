@@ -113,18 +113,27 @@ class RandomWalk : public Group {
 		return true;
 	}
 
+	/* WalProof: `old` reports a non-writable state and stopped `holder` is not behind it (restated). */
+	bool
+	WalProof(const NodeView &old, const NodeView &holder)
+	{
+		bool may_write = IsWritableState(old.reported) || old.reported == NodeState::StopReplication;
+		bool behind = holder.timeline != old.timeline ? holder.timeline < old.timeline : holder.lsn < old.lsn;
+		return !may_write && StoppedNode(holder) && !behind;
+	}
+
 	/* ProofHolds restates the three proofs for node `old` independently of election.cpp. */
 	bool
 	ProofHolds(const NodeView &old)
 	{
 		if (!IsWritableState(old.reported) && old.reported != NodeState::StopReplication)
 			return true; /* stop_replication is reported once promoted: it writes */
-		if (old.assigned == NodeState::DemoteTimeout && old.assigned_age_ms >= g.primary_demote_timeout_ms &&
-			!old.reported_since_assigned)
+		if (old.assigned == NodeState::DemoteTimeout && old.applied_sync_names.empty() && old.told_sync_names.empty() &&
+			old.assigned_age_ms >= g.primary_demote_timeout_ms && old.report_age_ms >= g.primary_demote_timeout_ms)
 			return true;
 		if (old.assigned == NodeState::Demoted && proven[old.node_id])
 			return true;
-		return old.reported == NodeState::Primary && old.last_told == NodeState::Primary && Pigeonhole(old);
+		return Pigeonhole(old);
 	}
 
 	void
@@ -139,6 +148,14 @@ class RandomWalk : public Group {
 						ASSERT_TRUE(ProofHolds(n))
 							<< where << ": " << a.node_id << " promoted while " << n.name << " (assigned "
 							<< StateName(n.assigned) << ", reported " << StateName(n.reported) << ") may write";
+						/* RPO: a promotion after a failover or an election never loses an acknowledged commit. */
+						if (n.assigned == NodeState::DemoteTimeout) {
+							bool alone = n.applied_sync_names.empty() || n.told_sync_names.empty();
+							ASSERT_TRUE(n.allow_data_loss || (g.number_sync_standbys == 0 && alone) || Pigeonhole(n) ||
+										WalProof(n, Node(a.node_id)))
+								<< where << ": " << a.node_id << " promoted while a commit of " << n.name
+								<< " may be elsewhere";
+						}
 						proven[n.node_id] = true;
 					}
 			if (a.from == NodeState::ReportLsn &&
@@ -158,7 +175,18 @@ class RandomWalk : public Group {
 						old = &Node(b.node_id);
 				ASSERT_NE(old, nullptr) << where << ": an election without an old primary";
 				bool alone = old->applied_sync_names.empty() || old->told_sync_names.empty();
-				ASSERT_TRUE(old->allow_data_loss || (g.number_sync_standbys == 0 && alone) || Pigeonhole(*old))
+				bool wal = false;
+				for (const auto &n : g.nodes)
+					wal = wal || (n.assigned == NodeState::ReportLsn && WalProof(*old, n));
+				/*
+				 * Or the old primary is confirmed down and healthy: the winner
+				 * fetches its WAL from it, and the promotion (checked above)
+				 * still needs the WAL proof.
+				 */
+				bool fetch = old->healthy && !IsWritableState(old->reported) &&
+							 old->reported != NodeState::StopReplication && old->reported != NodeState::Init;
+				ASSERT_TRUE(old->allow_data_loss || (g.number_sync_standbys == 0 && alone) || Pigeonhole(*old) || wal ||
+							fetch)
 					<< where << ": " << w.name << " elected while a commit of " << old->name << " may be elsewhere";
 				/* The winner or its upstream has the most WAL of every participant. */
 				for (const auto &n : g.nodes)
@@ -373,8 +401,11 @@ TEST_F(RandomWalk, NeverTwoWritersNorAnUnprovenPromotionNorALostCommit)
 					KeeperReports(n, r);
 				break;
 			case 6:
-				for (auto &m : g.nodes)
-					m.assigned_age_ms += r.Below(g.primary_demote_timeout_ms / 2);
+				for (auto &m : g.nodes) {
+					uint64_t dt = r.Below(g.primary_demote_timeout_ms / 2);
+					m.assigned_age_ms += dt;
+					m.report_age_ms = m.report_age_ms > UINT64_MAX - dt ? UINT64_MAX : m.report_age_ms + dt;
+				}
 				break;
 			case 7:
 				n.streaming =
