@@ -23,6 +23,8 @@ extern "C" {
 #include "postgres.h"
 
 #include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
 }
 #include "pg/compat.hpp"
 
@@ -34,6 +36,7 @@ extern "C" {
 #include <ctime>
 #include <string>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <sys/prctl.h>
@@ -194,6 +197,80 @@ Describe(int status, char *out, size_t len)
 		snprintf(out, len, "status %d", status);
 }
 
+/* CmdlineNamesClone: /proc/<pid>/cmdline is a pg_basebackup writing into `clone`. */
+bool
+CmdlineNamesClone(const char *pid_dir, const char *clone) noexcept
+{
+	char path[64];
+	char buf[4096];
+	snprintf(path, sizeof(path), "/proc/%s/cmdline", pid_dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false; /* gone, or a zombie */
+	buf[n] = '\0';
+	const char *base = strrchr(buf, '/');
+	if (strcmp(base != nullptr ? base + 1 : buf, "pg_basebackup") != 0)
+		return false;
+	for (const char *arg = buf; arg < buf + n; arg += strlen(arg) + 1)
+		if (strcmp(arg, clone) == 0)
+			return true;
+	return false;
+}
+
+/* SignalOrphans sends SIGKILL to every pg_basebackup writing into `clone`; returns how many it found. */
+int
+SignalOrphans(const char *clone) noexcept
+{
+	int found = 0;
+	DIR *proc = opendir("/proc");
+	if (proc == nullptr)
+		return 0;
+	while (struct dirent *de = readdir(proc)) {
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		if (!CmdlineNamesClone(de->d_name, clone))
+			continue;
+		pid_t pid = (pid_t) atoi(de->d_name);
+		if (pid == clone_pid || pid == getpid())
+			continue;
+		(void) kill(pid, SIGKILL);
+		found++;
+	}
+	closedir(proc);
+	return found;
+}
+
+/*
+ * KillOrphanedBaseBackups: a keeper that was killed in the middle of a clone
+ * leaves its pg_basebackup behind — PR_SET_PDEATHSIG ends pg_basebackup
+ * itself, but not the WAL streaming process it forked, which goes on
+ * writing into <PGDATA>.clone/pg_wal and would corrupt the next attempt
+ * ("write-ahead log file ... has N bytes").  Before a new clone, every
+ * process whose command line is a pg_basebackup into this very clone
+ * directory is killed, and we wait (bounded, interruptible) until they are
+ * gone.  False with errbuf set when some survive: the caller retries later.
+ */
+bool
+KillOrphanedBaseBackups(const char *clone, char *errbuf, size_t errlen)
+{
+	if (SignalOrphans(clone) == 0)
+		return true;
+	ereport(LOG, (errmsg("pg_autopilot: killed what was left of an interrupted pg_basebackup into \"%s\"", clone)));
+	for (int waited = 0; waited < kTermTimeoutMs; waited += 20) {
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 20, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (SignalOrphans(clone) == 0)
+			return true;
+	}
+	SetError(errbuf, errlen, "an interrupted pg_basebackup into \"%s\" does not go away", clone);
+	return false;
+}
+
 } // namespace
 
 /*
@@ -211,6 +288,8 @@ CloneStart(const char *source_conninfo, char *errbuf, size_t errlen)
 	}
 	ClonePaths p;
 	if (!GetPaths(&p, errbuf, errlen))
+		return false;
+	if (!KillOrphanedBaseBackups(p.clone, errbuf, errlen))
 		return false;
 	if (!RemoveCloneDir(p, errbuf, errlen))
 		return false;
