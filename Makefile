@@ -7,6 +7,7 @@
 #   make demo       start a local monitor + two nodes and show a failover-ready group
 #   make demo-stop  stop it and remove its data
 #   make deps       apt-install what the build and the tests need
+#   make bench      benchmarks, then the side-by-side comparison with peers (as root)
 PG_CONFIG ?= pg_config
 EXT_DIRS = src/monitor_ext src/bgworker
 
@@ -61,7 +62,11 @@ demo:
 demo-stop:
 	scripts/demo.sh stop
 
+# bench: our own figures (bench/run.sh), then pg_autopilot, pg_auto_failover
+# and Patroni side by side (bench/peers/side_by_side.sh: bench/results/).
+# BENCH_ARGS is passed to the latter, e.g. BENCH_ARGS=--quick or "--runs 3".
 bench:
 	scripts/deps.sh
+	scripts/deps-bench.sh
 	$(MAKE) install
-	bench/run.sh
+	bench/run.sh; own=$$?; bench/peers/side_by_side.sh $(BENCH_ARGS); peers=$$?; [ $$own = 0 ] && [ $$peers = 0 ]
