@@ -7,8 +7,10 @@
 # a three-node group in network namespaces under faults; needs root and runs
 # as root (it starts the servers as postgres itself and removes every
 # namespace, mount, process and folder it made); skipped, not failed, without
-# root or namespace support.  CAMPAIGN_ROUNDS (10), CAMPAIGN_SEED (fixed, so
-# that CI draws the same faults every run) and CAMPAIGN_ARGS change it.
+# root or namespace support.  --cover: the first rounds meet every fault kind
+# once.  CAMPAIGN_ROUNDS (16, every kind once on a kernel without netem),
+# CAMPAIGN_SEED (fixed, so that CI draws the same faults every run) and
+# CAMPAIGN_ARGS change it.
 #
 # PostgreSQL refuses to run as root, and CI's clone may sit where the postgres
 # user cannot read.  As root we therefore copy the tree into a world-readable
@@ -97,7 +99,7 @@ if [ "$what" = campaign ] || [ "$what" = all ]; then
 		# whatever names the scratch folder, and the campaign must be left to
 		# tear its namespaces down itself.  --timeout bounds a hung run.
 		# shellcheck disable=SC2086
-		"$src/bench/campaign" --rounds "${CAMPAIGN_ROUNDS:-10}" --seed "${CAMPAIGN_SEED:-20261127}" \
+		"$src/bench/campaign" --cover --rounds "${CAMPAIGN_ROUNDS:-16}" --seed "${CAMPAIGN_SEED:-20261127}" \
 			--timeout 1200 ${CAMPAIGN_ARGS:-}
 		rc=$?
 		if [ $rc = 77 ]; then

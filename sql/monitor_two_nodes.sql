@@ -75,5 +75,24 @@ SELECT * FROM pg_autopilot.node_active('default', 2, 'secondary', true, true, 1,
 SELECT * FROM pg_autopilot.node_active('default', 1, 'primary', true, false, 1, '0/1000600', false, 50, true, NULL);
 :st
 
+-- report_seq (docs/protocol.md): a node_active call its keeper gave up on may
+-- run on the monitor after a newer one.  node2's newer report (seq 2000) is
+-- recorded; the late one (seq 1000: catchingup, not streaming, an old LSN) and
+-- one with the same seq change nothing at all: no column of any row (report
+-- time, LSN, last_told_*), no event, no rule; they return the current goal.
+SELECT assigned_state FROM pg_autopilot.node_active('default', 2, 'secondary', true, true, 1, '0/1000700', true, 50, true, NULL, '', 2000);
+SELECT node_name, reported_state, reported_lsn, last_report_seq, last_told_state FROM pg_autopilot.node ORDER BY node_id;
+SELECT count(*) AS events_before FROM pg_autopilot.event \gset
+SELECT string_agg(n::text, ' ' ORDER BY node_id) AS rows_before FROM pg_autopilot.node n \gset
+SELECT assigned_state FROM pg_autopilot.node_active('default', 2, 'catchingup', true, true, 1, '0/1000100', false, 50, true, NULL, '', 1000);
+SELECT assigned_state FROM pg_autopilot.node_active('default', 2, 'catchingup', true, true, 1, '0/1000100', false, 50, true, NULL, '', 2000);
+SELECT string_agg(n::text, ' ' ORDER BY node_id) = :'rows_before' AS rows_unchanged FROM pg_autopilot.node n;
+SELECT count(*) = :events_before AS no_new_event FROM pg_autopilot.event;
+-- More than an hour older: the node's clock stepped back; the report counts.
+SELECT assigned_state FROM pg_autopilot.node_active('default', 2, 'secondary', true, true, 1, '0/1000800', true, 50, true, NULL, '', 2000 - 3600000001);
+-- A keeper that sends no report_seq (NULL) is never stale and keeps the stored value.
+SELECT assigned_state FROM pg_autopilot.node_active('default', 2, 'secondary', true, true, 1, '0/1000900', true, 50, true, NULL, '');
+SELECT node_name, reported_state, reported_lsn, last_report_seq FROM pg_autopilot.node ORDER BY node_id;
+
 SELECT event_id, node_name, reported_state, assigned_state, rule, description
   FROM pg_autopilot.show_events('default', 12) ORDER BY event_id;

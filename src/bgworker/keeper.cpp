@@ -486,8 +486,14 @@ static bool
 Heartbeat(const LocalState *ls, Goal *goal)
 {
 	char err[1024];
-	char id[32], tli[16], lsn[32], prio[16];
+	char id[32], tli[16], lsn[32], prio[16], seq[32];
 	snprintf(id, sizeof(id), "%lld", (long long) node_id);
+	/*
+	 * report_seq: the send time.  A call abandoned at monitor_timeout may
+	 * still run on the monitor after a newer one; the monitor ignores a
+	 * report not newer than the last it recorded (docs/protocol.md).
+	 */
+	snprintf(seq, sizeof(seq), "%lld", (long long) GetCurrentTimestamp());
 	snprintf(tli, sizeof(tli), "%u", ls->timeline);
 	snprintf(lsn, sizeof(lsn), "%X/%X", (uint32) (ls->lsn >> 32), (uint32) ls->lsn);
 	snprintf(prio, sizeof(prio), "%d", guc_candidate_priority);
@@ -508,7 +514,8 @@ Heartbeat(const LocalState *ls, Goal *goal)
 							prio,
 							guc_replication_quorum ? "true" : "false",
 							published_error[0] ? published_error : nullptr,
-							applied != nullptr ? applied : ""};
+							applied != nullptr ? applied : "",
+							seq};
 
 	PGresult *res = autopilot::pgx::PqExec(
 		monitor_conn,
@@ -516,8 +523,8 @@ Heartbeat(const LocalState *ls, Goal *goal)
 		"synchronous_standby_names, standby_slots, upstream_node_id, upstream_host, upstream_port, upstream_lsn, "
 		"wanted_candidate_priority, wanted_replication_quorum FROM pg_autopilot.node_active($1::text, "
 		"$2::bigint, $3::text, $4::bool, $5::bool, $6::int, $7::pg_lsn, $8::bool, $9::int, $10::bool, $11::text, "
-		"$12::text)",
-		12, params, MonitorCallMs(), wait_event, err, sizeof(err));
+		"$12::text, $13::bigint)",
+		13, params, MonitorCallMs(), wait_event, err, sizeof(err));
 	if (res == nullptr) {
 		MonitorFailed("node_active failed on the monitor", err);
 		return false;

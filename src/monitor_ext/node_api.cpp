@@ -388,7 +388,8 @@ using namespace autopilot::monitor;
  * (see the SQL file and docs/protocol.md).  Raises 22004 (NULL argument but
  * last_error and applied_sync_names), 22023 (unknown state label, priority
  * or timeline out of range), 42704 (unknown formation, or node not in that
- * formation).
+ * formation).  A stale call (report_seq not newer than the last recorded
+ * one) changes nothing and returns the current goal.
  */
 extern "C" Datum
 autopilot_node_active(PG_FUNCTION_ARGS)
@@ -413,6 +414,9 @@ autopilot_node_active(PG_FUNCTION_ARGS)
 	/* applied_sync_names: NULL from a keeper that does not send it (DEFAULT NULL). */
 	bool applied_null = PG_NARGS() < 12 || PG_ARGISNULL(11);
 	text *applied = applied_null ? nullptr : PG_GETARG_TEXT_PP(11);
+	/* report_seq: the keeper's send time (µs); NULL from a keeper that does not send it: never stale. */
+	bool seq_null = PG_NARGS() < 13 || PG_ARGISNULL(12);
+	int64 report_seq = seq_null ? 0 : PG_GETARG_INT64(12);
 
 	uint8 reported_value = ParseStateArg(reported);
 	ValidatePriority(priority);
@@ -431,43 +435,76 @@ autopilot_node_active(PG_FUNCTION_ARGS)
 	/* Re-read under the group lock: a concurrent call may have changed the row. */
 	LookupNode(node_id, formation, &row);
 
-	{
+	/*
+	 * A stale call (docs/protocol.md, report_seq): its keeper gave up on it
+	 * and has reported since, so what it says is older than what the row
+	 * holds.  It records nothing, runs no rule and leaves last_told_* alone
+	 * (the keeper never reads this answer).  A report_seq more than an hour
+	 * older than the stored one means the node's clock stepped back: kept.
+	 */
+	bool stale = false;
+	if (!seq_null) {
+		Oid seq_types[2] = {INT8OID, INT8OID};
+		Datum seq_values[2] = {Int64GetDatum(node_id), Int64GetDatum(report_seq)};
+		bool isnull = true;
+		if (SpiRun("SELECT last_report_seq IS NOT NULL AND $2 <= last_report_seq "
+				   "AND $2 > last_report_seq - 3600000000 FROM pg_autopilot.node WHERE node_id = $1",
+				   2, seq_types, seq_values, nullptr, false) == 1)
+			stale = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) && !isnull;
+	}
+	if (stale)
+		ereport(DEBUG1, (errmsg_internal("pg_autopilot: stale node_active call of node " INT64_FORMAT
+										 " (report_seq " INT64_FORMAT ") ignored: a newer report was recorded",
+										 node_id, report_seq)));
+
+	if (!stale) {
 		/*
 		 * Priority and quorum: the node's GUCs are the truth, unless a
 		 * monitor-side change is pending; then the row keeps the wanted values
 		 * until the node reports them, which clears the flag (SET expressions
 		 * read the old row).
 		 */
-		Oid types[11] = {INT8OID, TEXTOID, BOOLOID, BOOLOID, INT4OID, PG_LSNOID,
-						 BOOLOID, INT4OID, BOOLOID, TEXTOID, TEXTOID};
-		Datum values[11] = {Int64GetDatum(node_id),      CStringGetTextDatum(reported), BoolGetDatum(pg_is_running),
+		Oid types[12] = {INT8OID, TEXTOID, BOOLOID, BOOLOID, INT4OID, PG_LSNOID,
+						 BOOLOID, INT4OID, BOOLOID, TEXTOID, TEXTOID, INT8OID};
+		Datum values[12] = {Int64GetDatum(node_id),      CStringGetTextDatum(reported), BoolGetDatum(pg_is_running),
 							BoolGetDatum(in_recovery),   Int32GetDatum(timeline),       LSNGetDatum(lsn),
 							BoolGetDatum(streaming),     Int32GetDatum(priority),       BoolGetDatum(quorum),
-							PointerGetDatum(last_error), PointerGetDatum(applied)};
-		char nulls[11] = {
-			' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', last_error_null ? 'n' : ' ', applied_null ? 'n' : ' '};
+							PointerGetDatum(last_error), PointerGetDatum(applied),      Int64GetDatum(report_seq)};
+		char nulls[12] = {' ',
+						  ' ',
+						  ' ',
+						  ' ',
+						  ' ',
+						  ' ',
+						  ' ',
+						  ' ',
+						  ' ',
+						  last_error_null ? 'n' : ' ',
+						  applied_null ? 'n' : ' ',
+						  seq_null ? 'n' : ' '};
 		SpiRun("UPDATE pg_autopilot.node SET reported_state = $2::pg_autopilot.node_state, pg_is_running = $3, "
 			   "in_recovery = $4, reported_timeline = $5, reported_lsn = $6, wal_receiver_streaming = $7, "
 			   "candidate_priority = CASE WHEN settings_pending THEN candidate_priority ELSE $8 END, "
 			   "replication_quorum = CASE WHEN settings_pending THEN replication_quorum ELSE $9 END, "
 			   "settings_pending = settings_pending AND (candidate_priority <> $8 OR replication_quorum <> $9), "
-			   "last_error = $10, applied_sync_names = $11, report_time = now(), "
+			   "last_error = $10, applied_sync_names = $11, last_report_seq = COALESCE($12, last_report_seq), "
+			   "report_time = now(), "
 			   /* A report that ends an unhealthy period (the old row's verdict) starts a healthy one. */
 			   "healthy_since = CASE WHEN healthy_since IS NULL OR "
 			   "NOT pg_autopilot._node_healthy(report_time, health, health_check_time) "
 			   "THEN now() ELSE healthy_since END "
 			   "WHERE node_id = $1",
-			   11, types, values, nulls, false);
-	}
-	RecordSettingsReport(node_id, row, priority, quorum);
-	if (strcmp(row.reported_state, reported) != 0) {
-		StringInfoData msg;
-		initStringInfo(&msg);
-		appendStringInfo(&msg, "%s (id " INT64_FORMAT ") reports state %s", row.name, node_id, reported);
-		RecordEvent(node_id, nullptr, msg.data);
-	}
+			   12, types, values, nulls, false);
+		RecordSettingsReport(node_id, row, priority, quorum);
+		if (strcmp(row.reported_state, reported) != 0) {
+			StringInfoData msg;
+			initStringInfo(&msg);
+			appendStringInfo(&msg, "%s (id " INT64_FORMAT ") reports state %s", row.name, node_id, reported);
+			RecordEvent(node_id, nullptr, msg.data);
+		}
 
-	ProceedAndApply(formation, row.group_id, nss);
+		ProceedAndApply(formation, row.group_id, nss);
+	}
 
 	/* The answer: the node's goal, the group's primary, and what the node needs if it is the primary. */
 	GatheredGroup group;
@@ -557,8 +594,10 @@ autopilot_node_active(PG_FUNCTION_ARGS)
 		out_nulls[11] = out_nulls[12] = true;
 	}
 
-	if (me.assigned == static_cast<uint8>(autopilot::fsm::NodeState::Dropped) &&
-		reported_value == static_cast<uint8>(autopilot::fsm::NodeState::Dropped)) {
+	if (stale) {
+		/* Nothing recorded: the answer goes to a keeper that no longer waits for it. */
+	} else if (me.assigned == static_cast<uint8>(autopilot::fsm::NodeState::Dropped) &&
+			   reported_value == static_cast<uint8>(autopilot::fsm::NodeState::Dropped)) {
 		/* Its keeper has stopped taking part: the node leaves the formation. */
 		RemoveDroppedNode(formation, node_id, row.name, row.group_id, nss);
 	} else {

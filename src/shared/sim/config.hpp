@@ -32,6 +32,14 @@ struct SimConfig {
 	uint64_t reply_slack_ms = 1000;    /* keeper: a standby's last reply counts this long (kStandbyReplySlackMs) */
 	uint64_t monitor_timeout_ms = 500; /* keeper: node_active deadline */
 	uint64_t primary_demote_timeout_ms = 6000; /* monitor: > fence_timeout + reply_slack + monitor_timeout */
+	/*
+	 * keeper (diverged.cpp): a following standby that has not streamed for
+	 * this many heartbeats (kSuspectHeartbeats) asks the primary for its
+	 * timeline history, then at most every diverged_recheck_steps heartbeats
+	 * (kRecheckMs 5 s = 5 default heartbeats of 1 s).
+	 */
+	int diverged_suspect_heartbeats = 2;
+	int diverged_recheck_heartbeats = 5;
 
 	uint64_t sync_lag_threshold = 4;    /* records */
 	uint64_t promote_lag_threshold = 8; /* records */

@@ -57,6 +57,7 @@ Init(World &w, const Schedule &s, const SimConfig &c)
 	}
 	w.link_down_until.assign(w.n + 1, std::vector<int>(w.n + 1, 0));
 	w.lossy_until.assign(w.n, 0);
+	w.monitor_contacts.assign(w.n, {});
 	RefreshEpochs(w);
 }
 

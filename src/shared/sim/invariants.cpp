@@ -19,7 +19,11 @@
  * 3. Diverged reads.  The leader is the node whose epoch opened last; its
  *    WAL is the group's history.  A standby that serves clients (up, not
  *    fenced) must hold a prefix of it.  (A writable old primary in the sync
- *    proof window is covered by 1, not here.)
+ *    proof window is covered by 1, not here.)  Lead's decision: a standby
+ *    cannot know of a promotion before it hears from the monitor, so reads
+ *    of a history that left the group's at a promotion are not counted
+ *    until its keeper has had an answer after that promotion plus the
+ *    detection delay of diverged.cpp (NotYetKnowable).
  * 5. Liveness (Live): checked by the engine after the heal.
  * The monitor's own consistency (ProceedGroup throwing "two primaries") is
  * reported as rules_error by monitor_model.cpp.
@@ -98,6 +102,45 @@ OnAck(World &w, int node, Commit &c)
 	me.last_ack = c.ack_seq;
 }
 
+/*
+ * NotYetKnowable (invariant 3's window, docs/simulator.md): standby i's
+ * history leaves `history` at the end-of-recovery record of a promotion,
+ * and its keeper has not yet had the chance to learn it: no node_active
+ * answer naming a primary received after that promotion (while the group
+ * has none, primary_* is NULL: nothing to check against), or the first one less than
+ * diverged_suspect_heartbeats heartbeats ago (StandbyDiverged's detection
+ * delay: suspected at that heartbeat, checked at the second after it).
+ * Any other divergence (no promotion record at the fork) never qualifies.
+ */
+bool
+NotYetKnowable(const World &w, int i, const std::vector<uint32_t> &history, std::string *why)
+{
+	const std::vector<uint32_t> &mine = w.servers[i].wal;
+	std::size_t f = 0;
+	while (f < mine.size() && f < history.size() && mine[f] == history[f])
+		f++;
+	if (f >= history.size()) {
+		*why = "longer than the leader's history";
+		return false;
+	}
+	const World::Moment *promotion = nullptr;
+	for (const auto &[id, when] : w.promotion_records)
+		if (id == history[f])
+			promotion = &when;
+	if (promotion == nullptr) {
+		*why = "no promotion at the fork (lsn " + std::to_string(f) + ")";
+		return false;
+	}
+	for (const auto &contact : w.monitor_contacts[i])
+		if (contact.seq > promotion->seq) {
+			*why = "forked at the promotion of step " + std::to_string(promotion->ms / w.config.step_ms) +
+				   ", first answer naming a primary at step " + std::to_string(contact.ms / w.config.step_ms);
+			return w.now_ms <
+				   contact.ms + static_cast<uint64_t>(w.config.diverged_suspect_heartbeats) * w.config.step_ms;
+		}
+	return true;
+}
+
 void
 CheckStep(World &w)
 {
@@ -106,12 +149,14 @@ CheckStep(World &w)
 		const Server &s = w.servers[i];
 		if (i == w.leader || !s.up || s.pristine || !s.in_recovery || s.fenced)
 			continue;
-		if (!IsPrefix(s.wal, history))
+		std::string why;
+		if (!IsPrefix(s.wal, history) && !NotYetKnowable(w, i, history, &why))
 			AddViolation(w, "diverged_reads",
 						 NodeName(i) + " serves reads at lsn " + std::to_string(s.Lsn()) + " on timeline " +
 							 std::to_string(s.timeline) + " but its history is not a prefix of leader " +
 							 NodeName(w.leader) + "'s (its keeper is in " + fsm::StateName(w.keepers[i].current) +
-							 ", upstream " + (s.upstream < 0 ? std::string("none") : NodeName(s.upstream)) + ")");
+							 ", upstream " + (s.upstream < 0 ? std::string("none") : NodeName(s.upstream)) + "; " +
+							 why + ")");
 	}
 }
 

@@ -113,30 +113,41 @@ CheckIsolation(World &w, int i)
 }
 
 /*
- * MaintenanceStreamsFromPrimary (docs/failover.md "Maintenance"): a standby
- * in maintenance serves reads only while it streams from the node the
- * monitor's last answer named as the primary; otherwise (an election under
- * way, a new primary promoted, its upstream gone or forked) its history may
- * diverge from the group's and its keeper keeps the login fence up.
+ * StreamsFromPrimary (keeper.cpp): the walreceiver streams from the node
+ * the monitor's last answer named as the primary.  Streaming from anything
+ * else (an old primary that was failed over, a standby) proves nothing.
  */
 bool
-MaintenanceStreamsFromPrimary(const World &w, int i)
+StreamsFromPrimary(const World &w, int i)
 {
 	const Keeper &k = w.keepers[i];
 	return k.has_goal && k.goal_primary >= 0 && w.servers[i].upstream == k.goal_primary && Streaming(w, i);
 }
 
-/* MaintenanceFence: the keeper of a maintenance standby that does not stream from the monitor's primary fences it. */
+/*
+ * FenceMaintenanceOffPrimary (keeper.cpp): a maintenance standby whose
+ * walreceiver streams from a node other than the monitor's primary (or
+ * while the group has none) raises the login fence.  One that does not
+ * stream at all is left as it is.
+ */
 void
 MaintenanceFence(World &w, int i)
 {
 	const Server &s = w.servers[i];
-	if (s.in_recovery && !s.fenced && w.keepers[i].current == NodeState::Maintenance &&
-		!MaintenanceStreamsFromPrimary(w, i))
-		SetFence(w, i, true, "maintenance standby that does not stream from the monitor's primary");
+	if (s.in_recovery && !s.fenced && w.keepers[i].current == NodeState::Maintenance && Streaming(w, i) &&
+		!StreamsFromPrimary(w, i))
+		SetFence(w, i, true, "maintenance standby that streams from a node that is not the monitor's primary");
 }
 
-/* LiftFenceIfProven (keeper.cpp). */
+/*
+ * LiftFenceIfProven (keeper.cpp).  Before the heartbeat (have_goal false)
+ * the keeper passes no goal: a standby cannot prove anything then.  A
+ * following standby lifts the fence only while it streams from the
+ * monitor's primary and StandbyDiverged has not found it diverged
+ * (DivergedBlocksFenceLift); a maintenance standby while the monitor
+ * confirms maintenance and it either does not stream or streams from the
+ * primary.
+ */
 void
 LiftFence(World &w, int i, bool have_goal)
 {
@@ -147,12 +158,11 @@ LiftFence(World &w, int i, bool have_goal)
 	NodeState cur = k.current;
 	if (s.in_recovery) {
 		if ((cur == NodeState::Catchingup || cur == NodeState::Secondary || cur == NodeState::JoinSecondary) &&
-			Streaming(w, i) && !s.needs_reclone)
+			have_goal && StreamsFromPrimary(w, i) && !s.needs_reclone && !k.diverged_known)
 			SetFence(w, i, false, "this standby streams from the primary");
 		else if (cur == NodeState::Maintenance && have_goal && k.goal == NodeState::Maintenance && !s.needs_reclone &&
-				 MaintenanceStreamsFromPrimary(w, i))
-			SetFence(w, i, false,
-					 "the monitor confirms this standby is in maintenance and it streams from the primary");
+				 (!Streaming(w, i) || StreamsFromPrimary(w, i)))
+			SetFence(w, i, false, "the monitor confirms this standby is in maintenance");
 		return;
 	}
 	if (!fsm::IsWritableState(cur))
@@ -163,11 +173,14 @@ LiftFence(World &w, int i, bool have_goal)
 		SetFence(w, i, false, "a quorum of synchronous standbys streams from this primary");
 }
 
+/* MakeReport: what Heartbeat sends; report_seq is the node's clock at the send (µs, strictly increasing here). */
 Report
-MakeReport(const World &w, int i)
+MakeReport(World &w, int i)
 {
-	const Server &s = w.servers[i];
+	Server &s = w.servers[i];
+	s.clock_us = std::max(w.now_ms * 1000, s.clock_us + 1);
 	Report r;
+	r.report_seq = s.clock_us;
 	r.node = i;
 	r.current = w.keepers[i].current;
 	r.lsn = s.Lsn();
@@ -204,6 +217,8 @@ Heartbeat(World &w, int i)
 	k.goal_upstream = a.upstream;
 	k.goal_upstream_lsn = a.upstream_lsn;
 	w.servers[i].monitor_ok_ms = w.now_ms;
+	if (a.primary >= 0)
+		w.monitor_contacts[i].push_back(World::Moment{w.now_ms, w.seq++});
 	return true;
 }
 
@@ -216,7 +231,8 @@ Promote(World &w, int i)
 	s.in_recovery = false;
 	s.standby_signal = false;
 	s.timeline = ++w.max_timeline;
-	AppendRecord(w, i); /* end-of-recovery record: the new timeline starts here */
+	uint32_t id = AppendRecord(w, i); /* end-of-recovery record: the new timeline starts here */
+	w.promotion_records.emplace_back(id, World::Moment{w.now_ms, w.seq++});
 	w.Trace(NodeName(i) + " promoted: timeline " + std::to_string(s.timeline) + " at lsn " + std::to_string(s.Lsn()));
 }
 
@@ -421,7 +437,59 @@ RunAction(World &w, int i, KeeperAction action, NodeState to)
 	}
 }
 
-/* Steady (keeper.cpp): keep a settled node in line with the monitor's latest values. */
+/*
+ * StandbyDiverged (diverged.cpp): a following standby whose walreceiver
+ * has not streamed for diverged_suspect_heartbeats heartbeats (a call after
+ * a pause of more than one more heartbeat starts the suspicion again) asks
+ * the goal's primary, at most every diverged_recheck_heartbeats, for its
+ * timeline and history: WAL beyond the point where the primary's timeline
+ * left ours (here: our WAL is not a prefix of the primary's, on an older
+ * timeline) means diverged — sticky for the keeper process, and the login
+ * fence goes up (persisted).  An unreachable primary tells nothing.
+ * Process memory (Keeper) is lost with the keeper; times are ms + 1.
+ */
+bool
+StandbyDiverged(World &w, int i)
+{
+	Keeper &k = w.keepers[i];
+	const Server &s = w.servers[i];
+	if (k.diverged_known)
+		return true;
+	const uint64_t hb = w.config.step_ms;
+	const uint64_t now = w.now_ms + 1;
+	bool fresh = k.last_check_call_ms == 0 ||
+				 now - k.last_check_call_ms >= static_cast<uint64_t>(w.config.diverged_suspect_heartbeats + 1) * hb;
+	k.last_check_call_ms = now;
+	bool streams = Streaming(w, i);
+	if (streams || fresh) {
+		k.suspect_since_ms = streams ? 0 : now;
+		return false;
+	}
+	if (k.suspect_since_ms == 0)
+		k.suspect_since_ms = now;
+	if (now - k.suspect_since_ms < static_cast<uint64_t>(w.config.diverged_suspect_heartbeats) * hb ||
+		now < k.next_probe_ms)
+		return false;
+	k.next_probe_ms = now + static_cast<uint64_t>(w.config.diverged_recheck_heartbeats) * hb;
+	int p = k.goal_primary;
+	const Server &ps = w.servers[p];
+	if (!ps.up || ps.pristine || !w.LinkUp(i, p))
+		return false; /* could not tell */
+	if (s.timeline >= ps.timeline || IsPrefix(s.wal, ps.wal))
+		return false;
+	k.diverged_known = true;
+	w.Trace(NodeName(i) + " keeper: this standby has diverged from " + NodeName(p) + "'s timeline " +
+			std::to_string(ps.timeline));
+	SetFence(w, i, true, "this standby has diverged from the primary's timeline");
+	return true;
+}
+
+/*
+ * Steady (keeper.cpp): keep a settled node in line with the monitor's
+ * latest values: a primary runs the told names; a following standby
+ * re-points at the monitor's primary, and one found diverged is rewound
+ * onto it (DemoteRewind keeps its state).
+ */
 void
 Steady(World &w, int i)
 {
@@ -430,9 +498,13 @@ Steady(World &w, int i)
 	if (!s.in_recovery && fsm::IsWritableState(k.current))
 		s.sync_names = k.goal_names;
 	else if (s.in_recovery && !s.pristine &&
-			 (k.current == NodeState::Catchingup || k.current == NodeState::Secondary) && k.goal_primary >= 0 &&
-			 k.goal_primary != i)
+			 (k.current == NodeState::Catchingup || k.current == NodeState::Secondary ||
+			  k.current == NodeState::JoinSecondary) &&
+			 k.goal_primary >= 0 && k.goal_primary != i) {
 		s.upstream = k.goal_primary;
+		if (StandbyDiverged(w, i))
+			(void) DemoteRewind(w, i, k.current);
+	}
 }
 
 /* One tick; true when an action completed (the keeper ticks again at once). */

@@ -175,10 +175,64 @@ RegisterNode(World &w, int node)
 	return true;
 }
 
+namespace {
+
+/*
+ * StaleReport (node_api.cpp, docs/protocol.md "report_seq"): the call
+ * carries a send time not newer than the newest report already processed
+ * for this node, and less than kClockStepBackUs older (a larger gap means
+ * the node's clock stepped back: accepted).  A NULL report_seq (an old
+ * keeper) is never stale.
+ */
+constexpr uint64_t kClockStepBackUs = 3600ull * 1000 * 1000;
+
+bool
+StaleReport(const Row &r, const Report &rep)
+{
+	return rep.report_seq != 0 && r.last_report_seq != 0 && rep.report_seq <= r.last_report_seq &&
+		   r.last_report_seq - rep.report_seq < kClockStepBackUs;
+}
+
+/* CurrentGoal: the row node_active returns for `node` (assigned state, primary, names, upstream). */
+Answer
+CurrentGoal(World &w, int node)
+{
+	const Row &r = w.monitor.rows[node];
+	Answer a;
+	a.assigned = r.assigned;
+	for (int i = 0; i < w.n; i++)
+		if (w.monitor.rows[i].exists && fsm::IsWritableState(w.monitor.rows[i].assigned))
+			a.primary = i;
+	if (a.primary == node)
+		a.names = fsm::SynchronousStandbyNames(BuildView(w));
+	if (r.assigned == NodeState::FastForward) {
+		if (&fsm::FastForwardUpstream != nullptr) {
+			int64_t id = 0;
+			uint64_t lsn = 0;
+			if (fsm::FastForwardUpstream(BuildView(w), node + 1, &id, &lsn)) {
+				a.upstream = static_cast<int>(id - 1);
+				a.upstream_lsn = lsn;
+			}
+		} else
+			a.upstream = ElectionUpstream(w, &a.upstream_lsn);
+	}
+	return a;
+}
+
+} // namespace
+
 Answer
 NodeActive(World &w, const Report &rep)
 {
 	Row &r = w.monitor.rows[rep.node];
+	if (StaleReport(r, rep)) {
+		/* A call its keeper gave up on, overtaken by a newer one: nothing recorded, no rule, no last_told. */
+		w.Trace("monitor: " + NodeName(rep.node) + " stale report ignored (" + fsm::StateName(rep.current) + ", sent " +
+				std::to_string(r.last_report_seq - rep.report_seq) + " us before the newest)");
+		return CurrentGoal(w, rep.node);
+	}
+	if (rep.report_seq != 0)
+		r.last_report_seq = rep.report_seq;
 	if (r.reported != rep.current)
 		w.Trace("monitor: " + NodeName(rep.node) + " reports " + fsm::StateName(rep.current) + " (lsn " +
 				std::to_string(rep.lsn) + ", timeline " + std::to_string(rep.timeline) +
@@ -196,24 +250,7 @@ NodeActive(World &w, const Report &rep)
 	r.report_seq = w.seq++;
 	ProceedAndApply(w);
 
-	Answer a;
-	a.assigned = r.assigned;
-	for (int i = 0; i < w.n; i++)
-		if (w.monitor.rows[i].exists && fsm::IsWritableState(w.monitor.rows[i].assigned))
-			a.primary = i;
-	if (a.primary == rep.node)
-		a.names = fsm::SynchronousStandbyNames(BuildView(w));
-	if (r.assigned == NodeState::FastForward) {
-		if (&fsm::FastForwardUpstream != nullptr) {
-			int64_t id = 0;
-			uint64_t lsn = 0;
-			if (fsm::FastForwardUpstream(BuildView(w), rep.node + 1, &id, &lsn)) {
-				a.upstream = static_cast<int>(id - 1);
-				a.upstream_lsn = lsn;
-			}
-		} else
-			a.upstream = ElectionUpstream(w, &a.upstream_lsn);
-	}
+	Answer a = CurrentGoal(w, rep.node);
 	/* Remembered even when the answer is lost on the way back: the sync proof depends on it. */
 	r.last_told = r.assigned;
 	/*

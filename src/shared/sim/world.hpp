@@ -55,6 +55,8 @@ struct Server {
 	uint64_t watch_since_ms = 0;    /* when the watch started */
 	uint64_t monitor_ok_ms = 0;     /* the keeper's last successful node_active */
 	uint64_t quorum_contact_ms = 0; /* last tick at which SyncQuorumStreams held (+ 1: 0 means never) */
+	/* The node's clock as the keeper reads it for node_active's report_seq (GetCurrentTimestamp, µs). */
+	uint64_t clock_us = 0;
 
 	/* Invariant bookkeeping: the interval in which it could acknowledge commits (see invariants.cpp). */
 	bool epoch_open = false;
@@ -82,7 +84,12 @@ struct Keeper {
 	int goal_upstream = -1; /* fast_forward: node to stream from */
 	uint64_t goal_upstream_lsn = 0;
 	int clone_done_at = -1; /* a pg_basebackup runs until this step */
-	int delay_reports = 0;  /* DelayReport: the next report is this many steps late */
+	/* StandbyDiverged's process-lifetime state (diverged.cpp); times in ms + 1, 0: never. */
+	bool diverged_known = false;
+	uint64_t suspect_since_ms = 0;
+	uint64_t last_check_call_ms = 0;
+	uint64_t next_probe_ms = 0;
+	int delay_reports = 0; /* DelayReport: the next report is this many steps late */
 };
 
 /* What a keeper sends in node_active. */
@@ -93,6 +100,7 @@ struct Report {
 	uint32_t timeline = 0;
 	bool streaming = false;
 	std::string applied_names;
+	uint64_t report_seq = 0; /* node_active's report_seq: the keeper's send time in µs; 0: NULL (an old keeper) */
 };
 
 /* One row of the monitor's pg_autopilot.node. */
@@ -103,7 +111,8 @@ struct Row {
 	NodeState last_told = NodeState::Init;
 	bool has_report = false;
 	uint64_t report_ms = 0;
-	uint64_t report_seq = 0;
+	uint64_t report_seq = 0;       /* logical order of the last report (w.seq), for "after" comparisons */
+	uint64_t last_report_seq = 0;  /* node.last_report_seq: the keeper's send time of the newest report, 0 none */
 	uint64_t healthy_since_ms = 0; /* node.healthy_since: start of the current healthy period */
 	int health = -1;               /* -1 unknown, 0 bad, 1 good */
 	uint64_t health_check_ms = 0;
@@ -175,6 +184,14 @@ struct World {
 	std::vector<Commit> commits;
 	std::vector<Delayed> delayed;
 	uint32_t next_record = 2; /* record 1 is the first node's initdb */
+	/* Promotions: end-of-recovery record id and when it was written, for invariant 3's knowledge window. */
+	struct Moment {
+		uint64_t ms = 0;
+		uint64_t seq = 0; /* order within the step */
+	};
+	std::vector<std::pair<uint32_t, Moment>> promotion_records;
+	/* Per node: when its keeper received a node_active answer that named a primary (primary_*), ascending. */
+	std::vector<std::vector<Moment>> monitor_contacts;
 	uint32_t max_timeline = 1;
 	int leader = 0; /* node whose acknowledgement epoch started last: its WAL is the group's history */
 	std::vector<Violation> violations;

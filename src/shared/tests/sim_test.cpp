@@ -243,5 +243,37 @@ TEST(Sim, Bug4StaleReportDeadlocksFailover)
 	ExpectPasses(1707, Config(0, false));
 }
 
+/*
+ * Stale report (node_active report_seq, docs/protocol.md): seed 7184, two
+ * nodes, default options.  node1 was told wait_primary (names '') at step
+ * 16; its step-14 call, which its keeper had given up on, ran on the
+ * monitor at step 18 and stored the old applied names ANY 1 (node2) and
+ * told names from an answer that never reached the keeper; the sync proof
+ * then promoted node2 while node1 still acknowledged alone (split brain /
+ * lost commit).  The monitor now ignores a call whose report_seq is not
+ * newer than the last it recorded.
+ */
+TEST(Sim, StaleReportIsIgnored)
+{
+	ExpectPasses(7184, Config(-1, true));
+}
+
+/*
+ * Diverged standby (diverged.cpp, modelled by StandbyDiverged in
+ * keeper_model.cpp): before the model followed the keeper, seeds 19, 41
+ * and 120 (3 nodes) ended with a standby stuck in catchingup/join_secondary
+ * on the old primary's timeline (liveness), seed 23 with a secondary that
+ * streamed from the old primary past the fork before it could know of the
+ * promotion (diverged_reads, now inside invariant 3's knowledge window);
+ * now the standby is found diverged, fenced and rewound.
+ */
+TEST(Sim, DivergedStandbyIsRewound)
+{
+	SimConfig c;
+	c.nodes = 3;
+	for (uint64_t seed : {19, 23, 41, 120})
+		ExpectPasses(seed, c);
+}
+
 } // namespace
 } // namespace autopilot::sim
