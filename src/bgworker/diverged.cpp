@@ -328,6 +328,36 @@ AskPrimary(const Goal *goal, uint64_t sysid, const Position *pos, int npos, Time
 	return ok;
 }
 
+/*
+ * FenceUnchecked: the history check could not run (primary down or
+ * unreachable, refused command), but the monitor names a primary on a
+ * later timeline than every position of this standby: a promotion
+ * happened that this standby has not followed, and its WAL may go past
+ * the fork (it kept streaming from the old primary, simulator seeds 892,
+ * 159).  It must not serve those reads (DESIGN.md §6.3): the login fence
+ * goes up, without marking it diverged, and comes down as usual once it
+ * streams from the primary (LiftFenceIfProven).  A standby on the
+ * primary's timeline (its primary crashed, nobody was promoted) keeps
+ * serving.  Election participants (report_lsn) never come here: the winner
+ * fetches the WAL of the most advanced participant before its promotion,
+ * so the new timeline forks at or after their end of WAL and they hold a
+ * prefix of it.  May raise ERROR only from SetFence.
+ */
+static void
+FenceUnchecked(const Goal *goal, const Position *pos, int npos, const char *err)
+{
+	if (IsFenced() || goal->primary_timeline == 0)
+		return;
+	for (int i = 0; i < npos; i++)
+		if (pos[i].tli >= goal->primary_timeline)
+			return;
+	ereport(LOG, (errmsg("pg_autopilot keeper: this standby does not stream and cannot check its history against "
+						 "the primary at %s:%d on timeline %u: %s",
+						 goal->primary_host, goal->primary_port, goal->primary_timeline, err),
+				  errdetail("Logins are refused until it streams from the primary.")));
+	SetFence(true, "this standby does not stream and cannot check its history against the primary's later timeline");
+}
+
 bool
 StandbyDiverged(const Goal *goal, uint64_t system_identifier)
 {
@@ -371,6 +401,7 @@ StandbyDiverged(const Goal *goal, uint64_t system_identifier)
 		ereport(DEBUG1, (errmsg_internal("pg_autopilot keeper: could not check whether this standby diverged from "
 										 "the primary at %s:%d: %s",
 										 goal->primary_host, goal->primary_port, err)));
+		FenceUnchecked(goal, pos, npos, err);
 		return false;
 	}
 

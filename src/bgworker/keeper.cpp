@@ -557,6 +557,9 @@ Heartbeat(const LocalState *ls, Goal *goal)
 	goal->wanted_priority = goal->has_wanted_priority ? (int) strtol(PQgetvalue(res, 0, 11), nullptr, 10) : 0;
 	goal->has_wanted_quorum = !PQgetisnull(res, 0, 12);
 	goal->wanted_quorum = goal->has_wanted_quorum && PQgetvalue(res, 0, 12)[0] == 't';
+	/* primary_timeline: 0 from a monitor that does not return it (older version) or while unknown. */
+	goal->primary_timeline =
+		PQnfields(res) >= 14 && !PQgetisnull(res, 0, 13) ? (uint32_t) strtoul(PQgetvalue(res, 0, 13), nullptr, 10) : 0;
 	PQclear(res);
 
 	if (goal->primary_host[0] == '\0' || goal->primary_port <= 0)
@@ -1062,6 +1065,61 @@ StreamsFromPrimary(const LocalState *ls, const Goal *goal)
 		   strcmp(ls->sender_host, goal->primary_host) == 0 && ls->sender_port == goal->primary_port;
 }
 
+/*
+ * ConninfoTarget: whom this server's primary_conninfo names (the GUC as
+ * this process last loaded it: the keeper's own writer reloads after every
+ * change): kNobody for '' (a cleanly demoted old primary), kPrimary for the
+ * node the monitor names as the group's primary, kOther for any other node
+ * or while the group has none (ConninfoOffPrimary).  An unparseable value
+ * counts as another node (a WARNING says why).  Host and port are compared
+ * as the monitor gave them, which is what StandbyConninfo built the value
+ * from.
+ */
+enum class ConninfoNames { kNobody, kPrimary, kOther };
+
+static ConninfoNames
+ConninfoTarget(const Goal *goal)
+{
+	const char *value = GetConfigOption("primary_conninfo", true, false);
+	if (value == nullptr || value[0] == '\0')
+		return ConninfoNames::kNobody;
+	if (goal == nullptr || !goal->has_primary)
+		return ConninfoNames::kOther;
+	char host[256] = "";
+	int port = 0;
+	bool parsed = autopilot::pgx::CallCppNoThrow([&] {
+		for (const auto &kv : autopilot::conninfo::ParseParams(value)) {
+			if (kv.first == "host")
+				snprintf(host, sizeof(host), "%s", kv.second.c_str());
+			else if (kv.first == "port")
+				port = atoi(kv.second.c_str());
+		}
+	});
+	if (!parsed || strcmp(host, goal->primary_host) != 0 || port != goal->primary_port)
+		return ConninfoNames::kOther;
+	return ConninfoNames::kPrimary;
+}
+
+static bool
+ConninfoOffPrimary(const Goal *goal)
+{
+	return ConninfoTarget(goal) == ConninfoNames::kOther;
+}
+
+/*
+ * StuckBehindPrimary: primary_conninfo names the monitor's primary, the
+ * walreceiver does not stream, and the monitor saw that primary on a later
+ * timeline than this server's: a promotion this standby has not followed,
+ * and its WAL may go past the fork (simulator seed 49: a maintenance
+ * standby's old upstream was failed over, rewound and promoted again).
+ */
+static bool
+StuckBehindPrimary(const LocalState *ls, const Goal *goal)
+{
+	return !ls->wal_receiver_streaming && goal != nullptr && goal->primary_timeline > ls->timeline &&
+		   ConninfoTarget(goal) == ConninfoNames::kPrimary;
+}
+
 static void
 LiftFenceIfProven(const LocalState *ls, const Goal *goal)
 {
@@ -1077,10 +1135,12 @@ LiftFenceIfProven(const LocalState *ls, const Goal *goal)
 		 * i.e. after a clean demotion or a completed rewind: its history is a
 		 * prefix of the primary's, so it may serve reads while the operator
 		 * works on it, even though it does not stream — but not while it
-		 * streams from a node that is not the primary (FenceMaintenanceOffPrimary).
+		 * streams from a node that is not the primary, nor while its
+		 * primary_conninfo names one (FenceMaintenanceOffPrimary).
 		 */
 		else if (current == NodeState::Maintenance && goal != nullptr && goal->assigned == NodeState::Maintenance &&
-				 (!ls->wal_receiver_streaming || StreamsFromPrimary(ls, goal)) && !NeedsReclone())
+				 (!ls->wal_receiver_streaming || StreamsFromPrimary(ls, goal)) && !ConninfoOffPrimary(goal) &&
+				 !StuckBehindPrimary(ls, goal) && !NeedsReclone())
 			SetFence(false, "the monitor confirms this standby is in maintenance");
 		return;
 	}
@@ -1101,18 +1161,33 @@ LiftFenceIfProven(const LocalState *ls, const Goal *goal)
  * new timeline does not contain.  It must not serve those reads (DESIGN.md
  * §6.3): the login fence goes up while it streams from anything but the
  * monitor's current primary (also while the group has none, during a
- * failover), and comes down through LiftFenceIfProven.
+ * failover), and comes down through LiftFenceIfProven.  It also goes up
+ * while its primary_conninfo names a node other than the monitor's primary
+ * (ConninfoOffPrimary), streaming or not: it may have received WAL past the
+ * new primary's fork point from that old primary before it stopped
+ * streaming (the old primary was rewound or went down; simulator seed 49).
+ * A maintenance node with an empty primary_conninfo (an old primary
+ * demoted cleanly into maintenance) keeps serving reads.
  */
 static void
 FenceMaintenanceOffPrimary(const LocalState *ls, const Goal *goal)
 {
-	if (current != NodeState::Maintenance || !ls->in_recovery || !ls->wal_receiver_streaming || IsFenced())
-		return;
-	if (StreamsFromPrimary(ls, goal))
+	if (current != NodeState::Maintenance || !ls->in_recovery || IsFenced())
 		return;
 	char why[kErrorLen];
-	snprintf(why, sizeof(why), "this standby in maintenance streams from %s:%d, which is not the group's primary",
-			 ls->sender_host, ls->sender_port);
+	if (ls->wal_receiver_streaming && !StreamsFromPrimary(ls, goal))
+		snprintf(why, sizeof(why), "this standby in maintenance streams from %s:%d, which is not the group's primary",
+				 ls->sender_host, ls->sender_port);
+	else if (ConninfoOffPrimary(goal))
+		snprintf(why, sizeof(why),
+				 "the primary_conninfo of this standby in maintenance names a node that is not the group's primary");
+	else if (StuckBehindPrimary(ls, goal))
+		snprintf(why, sizeof(why),
+				 "this standby in maintenance does not stream from the primary, which is on a later timeline (%u) "
+				 "than its own (%u)",
+				 goal->primary_timeline, ls->timeline);
+	else
+		return;
 	SetFence(true, why);
 }
 

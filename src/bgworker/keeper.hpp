@@ -157,6 +157,7 @@ struct Goal {
 	char primary_host[256];
 	int primary_port;
 	uint64_t primary_sysid;
+	uint32_t primary_timeline; /* the primary's last reported timeline (primary_timeline), 0 unknown */
 	bool has_ssn;
 	char ssn[1024];
 	bool has_slots;

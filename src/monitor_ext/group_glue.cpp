@@ -199,6 +199,7 @@ BuildGroupView(const GatheredGroup &g, autopilot::fsm::GroupView &view)
 		v.report_age_ms = static_cast<uint64_t>(n.report_age_ms);
 		v.applied_sync_names = n.applied_sync_names;
 		v.told_sync_names = n.told_sync_names;
+		v.sync_since_lsn = static_cast<uint64_t>(n.sync_since_lsn);
 		v.promotion_target = n.promotion_target;
 		v.allow_data_loss = n.allow_data_loss;
 		v.wants_drop = n.wants_drop;
@@ -299,7 +300,8 @@ GatherGroup(const char *formation, int32 group_id, int32 number_sync_standbys, G
 						 "promotion_target, allow_data_loss, settings_pending, wants_drop, "
 						 "CASE WHEN pg_autopilot._node_healthy(report_time, health, health_check_time) "
 						 "THEN coalesce(greatest(0, floor(extract(epoch FROM now() - healthy_since) * 1000))::int8, 0) "
-						 "ELSE 0 END "
+						 "ELSE 0 END, "
+						 "coalesce(sync_since_lsn, '0/0'::pg_lsn) "
 						 "FROM pg_autopilot.node WHERE formation_id = $1 AND group_id = $2 ORDER BY node_id",
 						 3, types, values, nullptr, false);
 	SPITupleTable *tt = SPI_tuptable;
@@ -345,6 +347,7 @@ GatherGroup(const char *formation, int32 group_id, int32 number_sync_standbys, G
 		n.settings_pending = DatumGetBool(SPI_getbinval(tup, desc, 23, &isnull));
 		n.wants_drop = DatumGetBool(SPI_getbinval(tup, desc, 24, &isnull));
 		n.healthy_for_ms = DatumGetInt64(SPI_getbinval(tup, desc, 25, &isnull));
+		n.sync_since_lsn = DatumGetLSN(SPI_getbinval(tup, desc, 26, &isnull));
 	}
 }
 

@@ -59,6 +59,7 @@ struct GatheredNode {
 	bool settings_pending;    /* node.settings_pending: candidate_priority/replication_quorum are wanted values */
 	bool wants_drop;          /* node.wants_drop */
 	int64 healthy_for_ms;     /* now() - healthy_since in ms while healthy, else 0 */
+	uint64 sync_since_lsn;    /* node.sync_since_lsn, 0 when NULL (RPO proof, docs/elections.md) */
 };
 
 struct GatheredGroup {

@@ -487,7 +487,16 @@ autopilot_node_active(PG_FUNCTION_ARGS)
 			   "candidate_priority = CASE WHEN settings_pending THEN candidate_priority ELSE $8 END, "
 			   "replication_quorum = CASE WHEN settings_pending THEN replication_quorum ELSE $9 END, "
 			   "settings_pending = settings_pending AND (candidate_priority <> $8 OR replication_quorum <> $9), "
-			   "last_error = $10, applied_sync_names = $11, last_report_seq = COALESCE($12, last_report_seq), "
+			   "last_error = $10, applied_sync_names = $11, "
+			   /*
+				* sync_since_lsn: the reported LSN of the first report in which the
+				* applied names took their current value (NULL while ''): commits
+				* acknowledged before it are not covered by the pigeonhole over
+				* those names (docs/elections.md, RPO proof).
+				*/
+			   "sync_since_lsn = CASE WHEN coalesce($11, '') = coalesce(applied_sync_names, '') THEN sync_since_lsn "
+			   "WHEN coalesce($11, '') = '' THEN NULL ELSE $6 END, "
+			   "last_report_seq = COALESCE($12, last_report_seq), "
 			   "report_time = now(), "
 			   /* A report that ends an unhealthy period (the old row's verdict) starts a healthy one. */
 			   "healthy_since = CASE WHEN healthy_since IS NULL OR "
@@ -558,8 +567,8 @@ autopilot_node_active(PG_FUNCTION_ARGS)
 				upstream = i;
 	}
 
-	Datum out[13];
-	bool out_nulls[13];
+	Datum out[14];
+	bool out_nulls[14];
 	memset(out_nulls, 0, sizeof(out_nulls));
 	out[0] = CStringGetTextDatum(autopilot::fsm::StateName(static_cast<autopilot::fsm::NodeState>(me.assigned)));
 	if (primary >= 0) {
@@ -569,9 +578,12 @@ autopilot_node_active(PG_FUNCTION_ARGS)
 		out[3] = Int32GetDatum(p.port);
 		out[4] = Int64GetDatum(p.system_identifier);
 		out_nulls[4] = p.system_identifier_null;
+		/* primary_timeline: its last reported timeline (a standby that has not followed it fences, diverged.cpp). */
+		out[13] = Int32GetDatum((int32) p.timeline);
+		out_nulls[13] = p.timeline == 0;
 	} else {
-		out[1] = out[2] = out[3] = out[4] = (Datum) 0;
-		out_nulls[1] = out_nulls[2] = out_nulls[3] = out_nulls[4] = true;
+		out[1] = out[2] = out[3] = out[4] = out[13] = (Datum) 0;
+		out_nulls[1] = out_nulls[2] = out_nulls[3] = out_nulls[4] = out_nulls[13] = true;
 	}
 	out[5] = CStringGetTextDatum(sync_names);
 	out[6] = CStringGetTextDatum(slots.data);

@@ -223,6 +223,28 @@ QuorumReportedIn(const std::vector<NodeView> &nodes, const NodeView &old, std::s
 }
 
 /*
+ * SyncSinceCovered: some stopped node other than `old` is on old's timeline
+ * at or past old.sync_since_lsn, the LSN of the first report in which old's
+ * current applied names took effect.  Commits old acknowledged before that
+ * ran under other names (or alone, e.g. in wait_primary before
+ * primary_gains_sync_standby) and the pigeonhole over the current names
+ * does not cover them; WAL is sequential, so such a node holds every one of
+ * them (the election winner then fast-forwards to the most advanced
+ * participant as usual).  0 (names '' or never reported) asks nothing more
+ * than QuorumReportedIn's stopped node.
+ */
+bool
+SyncSinceCovered(const std::vector<NodeView> &nodes, const NodeView &old, std::string *why)
+{
+	for (const auto &n : nodes)
+		if (n.node_id != old.node_id && Stopped(n) && n.timeline == old.timeline && n.lsn >= old.sync_since_lsn)
+			return true;
+	*why = "no stopped node on its timeline " + std::to_string(old.timeline) + " has reached " +
+		   lsn::FormatLsn(old.sync_since_lsn) + ", where its synchronous_standby_names took effect";
+	return false;
+}
+
+/*
  * RpoProof: no commit old primary `old` acknowledged can be lost by
  * promoting a node that stopped streaming from it (docs/elections.md, the
  * same test for the two-node path and the election): QuorumReported (its
@@ -242,7 +264,7 @@ bool
 RpoProof(const Ctx &ctx, const NodeView &old, const NodeView *holder, std::string *why)
 {
 	std::string missing;
-	if (QuorumReportedIn(ctx.nodes, old, &missing))
+	if (QuorumReportedIn(ctx.nodes, old, &missing) && SyncSinceCovered(ctx.nodes, old, &missing))
 		*why = "every commit it acknowledged is on a participant";
 	else if (holder != nullptr && !MayWrite(old.reported) && Stopped(*holder) && !Ahead(old, *holder))
 		*why = "it reports " + std::string(StateName(old.reported)) + " at " + Position(old) + " and " +
@@ -624,7 +646,7 @@ QuorumReported(const GroupView &group, int64_t old_primary_id)
 	if (at == nodes.size())
 		return false;
 	std::string why;
-	return detail::QuorumReportedIn(nodes, nodes[at], &why);
+	return detail::QuorumReportedIn(nodes, nodes[at], &why) && detail::SyncSinceCovered(nodes, nodes[at], &why);
 }
 
 bool

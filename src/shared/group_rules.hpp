@@ -66,6 +66,17 @@ struct NodeView {
 	 */
 	std::string applied_sync_names;
 	std::string told_sync_names;
+	/*
+	 * sync_since_lsn: the LSN the node reported in the first node_active
+	 * call in which its applied_sync_names took their current value
+	 * (node.sync_since_lsn; 0 when the names are '' or never reported).
+	 * Commits acknowledged before that report may have been acknowledged
+	 * under other names (or alone), so the pigeonhole over the current
+	 * names does not cover them: RpoProof / QuorumReported also need a
+	 * stopped node on the node's timeline at or past this LSN (WAL is
+	 * sequential: it holds every earlier commit, docs/elections.md).
+	 */
+	uint64_t sync_since_lsn = 0;
 	bool promotion_target = false; /* perform_promotion named this node: it, not BestCandidate, takes over */
 	/*
 	 * allow_data_loss: set on the primary by perform_failover(allow_data_loss

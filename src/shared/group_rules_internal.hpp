@@ -78,6 +78,14 @@ bool Stopped(const NodeView &n);
 bool QuorumReportedIn(const std::vector<NodeView> &nodes, const NodeView &old, std::string *why);
 
 /*
+ * SyncSinceCovered: a stopped node on old's timeline is at or past
+ * old.sync_since_lsn (commits acknowledged before its current names took
+ * effect); on false *why says what is missing.  Part of the RPO proof, not
+ * of CannotWrite (it says nothing about what old can still acknowledge).
+ */
+bool SyncSinceCovered(const std::vector<NodeView> &nodes, const NodeView &old, std::string *why);
+
+/*
  * RpoProof: no commit old primary `old` acknowledged is lost by promoting
  * `holder` (the candidate, or the most advanced election participant;
  * nullptr: none known); *why names the proof or what is missing.

@@ -125,18 +125,53 @@ StreamsFromPrimary(const World &w, int i)
 }
 
 /*
+ * ConninfoOffPrimary (keeper.cpp): primary_conninfo names a node other than
+ * the one the keeper's last answer named as the primary (or there is none);
+ * an empty primary_conninfo names nobody.
+ */
+bool
+ConninfoOffPrimary(const World &w, int i)
+{
+	const Keeper &k = w.keepers[i];
+	int up = w.servers[i].upstream;
+	return up >= 0 && (!k.has_goal || k.goal_primary < 0 || up != k.goal_primary);
+}
+
+/*
+ * StuckBehindPrimary (keeper.cpp): primary_conninfo names the monitor's
+ * primary, the walreceiver does not stream, and the monitor saw the primary
+ * on a later timeline than ours: a promotion this node has not followed
+ * (its WAL may go past the fork: seed 49, the old upstream promoted again).
+ */
+bool
+StuckBehindPrimary(const World &w, int i)
+{
+	const Keeper &k = w.keepers[i];
+	const Server &s = w.servers[i];
+	return s.upstream >= 0 && !Streaming(w, i) && k.has_goal && k.goal_primary >= 0 && s.upstream == k.goal_primary &&
+		   k.goal_primary_timeline > s.timeline;
+}
+
+/*
  * FenceMaintenanceOffPrimary (keeper.cpp): a maintenance standby whose
  * walreceiver streams from a node other than the monitor's primary (or
- * while the group has none) raises the login fence.  One that does not
- * stream at all is left as it is.
+ * while the group has none), or whose primary_conninfo names such a node
+ * (streaming or not: seed 49), raises the login fence.  One with an empty
+ * primary_conninfo (a cleanly demoted old primary) is left as it is.
  */
 void
 MaintenanceFence(World &w, int i)
 {
 	const Server &s = w.servers[i];
-	if (s.in_recovery && !s.fenced && w.keepers[i].current == NodeState::Maintenance && Streaming(w, i) &&
-		!StreamsFromPrimary(w, i))
+	if (!s.in_recovery || s.fenced || w.keepers[i].current != NodeState::Maintenance)
+		return;
+	if (Streaming(w, i) && !StreamsFromPrimary(w, i))
 		SetFence(w, i, true, "maintenance standby that streams from a node that is not the monitor's primary");
+	else if (ConninfoOffPrimary(w, i))
+		SetFence(w, i, true,
+				 "maintenance standby whose primary_conninfo names a node that is not the monitor's primary");
+	else if (StuckBehindPrimary(w, i))
+		SetFence(w, i, true, "maintenance standby that does not stream from a primary on a later timeline");
 }
 
 /*
@@ -161,7 +196,8 @@ LiftFence(World &w, int i, bool have_goal)
 			have_goal && StreamsFromPrimary(w, i) && !s.needs_reclone && !k.diverged_known)
 			SetFence(w, i, false, "this standby streams from the primary");
 		else if (cur == NodeState::Maintenance && have_goal && k.goal == NodeState::Maintenance && !s.needs_reclone &&
-				 (!Streaming(w, i) || StreamsFromPrimary(w, i)))
+				 (!Streaming(w, i) || StreamsFromPrimary(w, i)) && !ConninfoOffPrimary(w, i) &&
+				 !StuckBehindPrimary(w, i))
 			SetFence(w, i, false, "the monitor confirms this standby is in maintenance");
 		return;
 	}
@@ -213,6 +249,7 @@ Heartbeat(World &w, int i)
 	k.has_goal = true;
 	k.goal = a.assigned;
 	k.goal_primary = a.primary;
+	k.goal_primary_timeline = a.primary_timeline;
 	k.goal_names = a.names;
 	k.goal_upstream = a.upstream;
 	k.goal_upstream_lsn = a.upstream_lsn;
@@ -473,8 +510,17 @@ StandbyDiverged(World &w, int i)
 	k.next_probe_ms = now + static_cast<uint64_t>(w.config.diverged_recheck_heartbeats) * hb;
 	int p = k.goal_primary;
 	const Server &ps = w.servers[p];
-	if (!ps.up || ps.pristine || !w.LinkUp(i, p))
-		return false; /* could not tell */
+	if (!ps.up || ps.pristine || !w.LinkUp(i, p)) {
+		/*
+		 * Could not tell.  The monitor names a primary on a later timeline
+		 * than ours: a promotion happened that this standby has not
+		 * followed, so its WAL may go past the fork; it refuses reads until
+		 * it streams from the primary (LiftFence) or is found diverged.
+		 */
+		if (k.goal_primary_timeline > s.timeline && !s.fenced)
+			SetFence(w, i, true, "a suspect standby that cannot check its history against a newer primary");
+		return false;
+	}
 	if (s.timeline >= ps.timeline || IsPrefix(s.wal, ps.wal))
 		return false;
 	k.diverged_known = true;

@@ -137,6 +137,7 @@ BuildView(const World &w)
 		v.report_age_ms = r.has_report ? w.now_ms - r.report_ms : UINT64_MAX;
 		v.applied_sync_names = r.applied_names;
 		v.told_sync_names = r.told_names;
+		v.sync_since_lsn = r.sync_since_lsn;
 		v.promotion_target = r.promotion_target;
 		g.nodes.push_back(std::move(v));
 	}
@@ -203,6 +204,8 @@ CurrentGoal(World &w, int node)
 	for (int i = 0; i < w.n; i++)
 		if (w.monitor.rows[i].exists && fsm::IsWritableState(w.monitor.rows[i].assigned))
 			a.primary = i;
+	if (a.primary >= 0 && w.monitor.rows[a.primary].has_report)
+		a.primary_timeline = w.monitor.rows[a.primary].timeline;
 	if (a.primary == node)
 		a.names = fsm::SynchronousStandbyNames(BuildView(w));
 	if (r.assigned == NodeState::FastForward) {
@@ -244,6 +247,9 @@ NodeActive(World &w, const Report &rep)
 	r.lsn = rep.lsn;
 	r.timeline = rep.timeline;
 	r.streaming = rep.streaming;
+	/* sync_since_lsn (node_active): the names took their current value in this report ('' → 0). */
+	if (rep.applied_names != r.applied_names)
+		r.sync_since_lsn = rep.applied_names.empty() ? 0 : rep.lsn;
 	r.applied_names = rep.applied_names;
 	r.has_report = true;
 	r.report_ms = w.now_ms;

@@ -19,7 +19,8 @@ namespace autopilot::sim {
 /* What node_active returns to a keeper. */
 struct Answer {
 	NodeState assigned = NodeState::Init;
-	int primary = -1; /* node assigned a writable state, -1 none */
+	int primary = -1;              /* node assigned a writable state, -1 none */
+	uint32_t primary_timeline = 0; /* primary_timeline: the primary's reported timeline, 0 none */
 	std::string names;
 	int upstream = -1; /* fast_forward: node to stream from */
 	uint64_t upstream_lsn = 0;

@@ -79,9 +79,10 @@ struct Keeper {
 	/* In memory. */
 	bool has_goal = false;
 	NodeState goal = NodeState::Init;
-	int goal_primary = -1;  /* node the goal names as primary, -1 none */
-	std::string goal_names; /* synchronous_standby_names the monitor told it */
-	int goal_upstream = -1; /* fast_forward: node to stream from */
+	int goal_primary = -1;              /* node the goal names as primary, -1 none */
+	uint32_t goal_primary_timeline = 0; /* its timeline as the monitor last saw it (primary_timeline), 0 none */
+	std::string goal_names;             /* synchronous_standby_names the monitor told it */
+	int goal_upstream = -1;             /* fast_forward: node to stream from */
 	uint64_t goal_upstream_lsn = 0;
 	int clone_done_at = -1; /* a pg_basebackup runs until this step */
 	/* StandbyDiverged's process-lifetime state (diverged.cpp); times in ms + 1, 0: never. */
@@ -132,6 +133,7 @@ struct Row {
 	uint64_t stopping_seq = 0;
 	std::string applied_names;
 	std::string told_names;
+	uint64_t sync_since_lsn = 0; /* node.sync_since_lsn: lsn of the first report with the current applied names */
 };
 
 struct Monitor {

@@ -250,6 +250,49 @@ TEST_F(Election, MissingQuorumReportsBlockTheElectionUnlessDataLossIsAllowed)
 	EXPECT_EQ(Proceed(), Strings{"2:report_lsn->prepare_promotion:election_winner"});
 }
 
+/*
+ * sync_since_lsn (simulator seeds 17325, 570): the old primary's current
+ * names took effect at its report at lsn 1100; it may have acknowledged
+ * commits before that under other names (or alone, in wait_primary).  The
+ * pigeonhole over the current names does not cover them: the election
+ * also needs a stopped participant on its timeline at or past 1100.
+ */
+TEST_F(Election, CommitsAcknowledgedBeforeTheNamesTookEffectNeedAParticipantPastSyncSince)
+{
+	Form(3);
+	Node(1).sync_since_lsn = 1100;
+	Node(1).lsn = 1100;
+	KillPrimary();
+	ReportLsn(2, 1000);
+	ReportLsn(3, 1000);
+	EXPECT_FALSE(QuorumReported(g, 1));
+	EXPECT_EQ(Proceed(), Strings{}) << "commits up to lsn 1100 may be on the old primary only";
+	Node(3).timeline = 2; /* past it, but on another timeline: says nothing about timeline 1 */
+	Node(3).lsn = 1100;
+	EXPECT_EQ(Proceed(), Strings{});
+	Node(3).timeline = 1;
+	EXPECT_TRUE(QuorumReported(g, 1));
+	EXPECT_EQ(Proceed(), Strings{"3:report_lsn->prepare_promotion:election_winner"});
+}
+
+/* The same in the two-node path: the stopped candidate must have reached sync_since_lsn. */
+TEST_F(Election, TwoNodePromotionWaitsForSyncSince)
+{
+	FormPair();
+	g.number_sync_standbys = 1;
+	Node(1).applied_sync_names = Node(1).told_sync_names = SynchronousStandbyNames(g);
+	ASSERT_NE(Node(1).applied_sync_names, "");
+	Node(1).sync_since_lsn = Node(2).lsn + 1;
+	Node(1).healthy = false;
+	EXPECT_EQ(Proceed(),
+			  (Strings{"1:primary->demote_timeout:primary_failed", "2:secondary->prepare_promotion:primary_failed"}));
+	Report(2);
+	Node(2).streaming = false;
+	EXPECT_EQ(Proceed(), Strings{}) << "node1 may have acknowledged a commit alone just before its names took effect";
+	Node(2).lsn = Node(1).sync_since_lsn;
+	EXPECT_EQ(Proceed(), Strings{"2:prepare_promotion->stop_replication:promote_candidate"});
+}
+
 TEST_F(Election, AllowDataLossUnblocksTheElectionButNeverCannotWrite)
 {
 	Form(3);

@@ -275,5 +275,40 @@ TEST(Sim, DivergedStandbyIsRewound)
 		ExpectPasses(seed, c);
 }
 
+/*
+ * sync_since_lsn (round 6, RPO gap): a primary that acknowledged commits
+ * alone (wait_primary) and then reported 'ANY 1 (standby)' was failed over
+ * to a standby stopped before those commits: QuorumReported held for the
+ * current names only.  Seeds 8660 10276 10739 14696 16229 17325 19461 (two
+ * nodes, drawn number_sync_standbys) and 570 1194 1433 3434 (--nss 1) lost
+ * commits; RpoProof now also needs a stopped node at or past the LSN where
+ * the names took effect.
+ */
+TEST(Sim, CommitsAcknowledgedBeforeTheNamesTookEffectAreKept)
+{
+	for (uint64_t seed : {8660, 10276, 10739, 14696, 16229, 17325, 19461})
+		ExpectPasses(seed, Config(-1, true));
+	for (uint64_t seed : {570, 1194, 1433, 3434})
+		ExpectPasses(seed, Config(1, true));
+}
+
+/*
+ * Maintenance standby fence (round 6): seed 49 (3 nodes) — a maintenance
+ * standby whose primary_conninfo names the old primary received WAL past
+ * the fork and served it once it stopped streaming; it now keeps the fence
+ * while primary_conninfo names another node than the monitor's primary (or
+ * names the primary but does not stream from it on a later timeline).
+ * Seeds 892 (the new primary restarts when the suspect standby probes it)
+ * and 446: a suspect standby whose history check is inconclusive fences
+ * when the monitor names a primary on a later timeline.
+ */
+TEST(Sim, StandbyOffTheNewTimelineRefusesReads)
+{
+	SimConfig c;
+	c.nodes = 3;
+	for (uint64_t seed : {49, 446, 892})
+		ExpectPasses(seed, c);
+}
+
 } // namespace
 } // namespace autopilot::sim
