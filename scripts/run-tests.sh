@@ -28,11 +28,23 @@ run_user=${AUTOPILOT_TEST_USER:-postgres}
 
 scratch=$(mktemp -d /tmp/pg_autopilot-test.XXXXXX)
 chmod 755 "$scratch"
+# scratch_pids: processes started from the scratch folder: those naming it on
+# their command line, and those whose working directory is in it (a server
+# started as "postgres -D tmp_check/..." names only a relative path).
+scratch_pids() {
+	pgrep -f "$scratch" 2>/dev/null
+	for d in /proc/[0-9]*; do
+		case "$(readlink "$d/cwd" 2>/dev/null)" in
+		"$scratch"/* | "$scratch") echo "${d#/proc/}" ;;
+		esac
+	done
+}
 cleanup() {
-	# Stop every server a failed test left behind, then remove the folder.
-	for pid in $(pgrep -f "$scratch" 2>/dev/null); do kill -QUIT "$pid" 2>/dev/null; done
+	# Stop every server a failed test left behind (also one a test froze with
+	# SIGSTOP), then remove the folder.
+	for pid in $(scratch_pids | sort -u); do kill -QUIT "$pid" 2>/dev/null; kill -CONT "$pid" 2>/dev/null; done
 	sleep 0.5
-	for pid in $(pgrep -f "$scratch" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+	for pid in $(scratch_pids | sort -u); do kill -KILL "$pid" 2>/dev/null; done
 	if [ -n "${KEEP_TEST_OUTPUT:-}" ]; then
 		echo "test output kept in $scratch"
 	else
