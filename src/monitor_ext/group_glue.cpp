@@ -257,6 +257,36 @@ LockGroup(const char *formation, int32 group_id)
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
 
+/*
+ * LockNodeGroup locks the formation (FOR UPDATE when exclusive, else FOR
+ * SHARE), finds node_name and locks and gathers its group; returns the
+ * node's index.  Raises 42704 for an unknown formation or node.
+ */
+int
+LockNodeGroup(const char *formation, const char *node_name, bool exclusive, GatheredGroup *group)
+{
+	int32 nss = LockFormation(formation, exclusive);
+	Oid types[2] = {TEXTOID, TEXTOID};
+	Datum values[2] = {CStringGetTextDatum(formation), CStringGetTextDatum(node_name)};
+	bool isnull;
+
+	/* A node never changes group: the group read before taking its lock stays right. */
+	if (SpiRun("SELECT group_id FROM pg_autopilot.node WHERE formation_id = $1 AND node_name = $2", 2, types, values,
+			   nullptr, false) != 1)
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+						errmsg("node \"%s\" does not exist in formation \"%s\"", node_name, formation),
+						errhint("pg_autopilot.show_state() lists the nodes.")));
+	int32 group_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	LockGroup(formation, group_id);
+	GatherGroup(formation, group_id, nss, group);
+	for (int i = 0; i < group->count; i++)
+		if (strcmp(group->nodes[i].name, node_name) == 0)
+			return i;
+	ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+					errmsg("node \"%s\" does not exist in formation \"%s\"", node_name, formation)));
+	return -1; /* not reached */
+}
+
 bool
 NodeHealthy(bool report_time_null, TimestampTz report_time, int16 health, bool health_check_time_null,
 			TimestampTz health_check_time)

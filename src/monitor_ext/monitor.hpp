@@ -93,6 +93,13 @@ int32 LockFormation(const char *formation, bool exclusive);
 /* LockGroup takes the transaction-level group lock (see the SQL file, LOCKING). */
 void LockGroup(const char *formation, int32 group_id);
 
+/*
+ * LockNodeGroup locks the formation (FOR UPDATE when exclusive, else FOR
+ * SHARE), finds node_name and locks and gathers its group; returns the
+ * node's index.  Raises 42704 for an unknown formation or node.
+ */
+int LockNodeGroup(const char *formation, const char *node_name, bool exclusive, GatheredGroup *group);
+
 /* GatherGroup reads every node of a group into palloc'd memory of the current context. */
 void GatherGroup(const char *formation, int32 group_id, int32 number_sync_standbys, GatheredGroup *out);
 

@@ -67,36 +67,6 @@ LockGatheredGroup(const char *formation, int32 group_id, GatheredGroup *group)
 						errmsg("group %d of formation \"%s\" has no node", group_id, formation)));
 }
 
-/*
- * LockNodeGroup finds node_name in formation, locks the formation and the
- * node's group and gathers the group; returns the node's index in it.
- * Raises 42704 for an unknown formation or node.
- */
-int
-LockNodeGroup(const char *formation, const char *node_name, GatheredGroup *group)
-{
-	int32 nss = LockFormation(formation, false);
-	Oid types[2] = {TEXTOID, TEXTOID};
-	Datum values[2] = {CStringGetTextDatum(formation), CStringGetTextDatum(node_name)};
-	bool isnull;
-
-	/* A node never changes group: the group read before taking its lock stays right. */
-	if (SpiRun("SELECT group_id FROM pg_autopilot.node WHERE formation_id = $1 AND node_name = $2", 2, types, values,
-			   nullptr, false) != 1)
-		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-						errmsg("node \"%s\" does not exist in formation \"%s\"", node_name, formation),
-						errhint("pg_autopilot.show_state() lists the nodes.")));
-	int32 group_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	LockGroup(formation, group_id);
-	GatherGroup(formation, group_id, nss, group);
-	for (int i = 0; i < group->count; i++)
-		if (strcmp(group->nodes[i].name, node_name) == 0)
-			return i;
-	ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-					errmsg("node \"%s\" does not exist in formation \"%s\"", node_name, formation)));
-	return -1; /* not reached */
-}
-
 /* SetWantsMaintenance stores the operator's maintenance wish of a node. */
 void
 SetWantsMaintenance(int64 node_id, bool wants)
@@ -161,7 +131,7 @@ MaintenanceRequest(FunctionCallInfo fcinfo, bool enable)
 
 	SPI_connect();
 	GatheredGroup group;
-	int self = LockNodeGroup(formation, node_name, &group);
+	int self = LockNodeGroup(formation, node_name, false, &group);
 	ApplyRequest(group, enable ? Request::EnableMaintenance : Request::DisableMaintenance, node_name);
 	SetWantsMaintenance(group.nodes[self].node_id, enable);
 	ProceedAndApply(formation, group.group_id, group.number_sync_standbys);
@@ -211,7 +181,7 @@ autopilot_perform_promotion(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	GatheredGroup group;
-	int self = LockNodeGroup(formation, node_name, &group);
+	int self = LockNodeGroup(formation, node_name, false, &group);
 	bool writable = false;
 	autopilot::pgx::CallCpp([&] {
 		writable = autopilot::fsm::IsWritableState(static_cast<autopilot::fsm::NodeState>(group.nodes[self].assigned));
