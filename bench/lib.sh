@@ -161,3 +161,65 @@ two_node_group() {
 	init_node node2 "$p2" "$m" && start_node node2 || return 1
 	wait_state "$m" node2 secondary && wait_state "$m" node1 primary
 }
+
+# node_group MONITOR_PORT NODES: fresh monitor on MONITOR_PORT and NODES nodes
+# node1..nodeN on the ports after it; node1 primary, the others join one
+# after the other as secondary.
+node_group() {
+	local m=$1 n=$2 i
+	start_monitor monitor "$m" || return 1
+	init_node node1 "$((m + 1))" "$m" && start_node node1 || return 1
+	wait_state "$m" node1 single || return 1
+	for ((i = 2; i <= n; i++)); do
+		init_node "node$i" "$((m + i))" "$m" && start_node "node$i" || return 1
+		wait_state "$m" "node$i" secondary || return 1
+	done
+	wait_state "$m" node1 primary
+}
+
+# wait_writable MONITOR_PORT EXCEPT: poll every 20 ms until a node other than
+# EXCEPT is settled (current = assigned) in wait_primary or primary; print its name.
+wait_writable() {
+	local mport=$1 except=$2 deadline got
+	deadline=$(($(date +%s) + BENCH_TIMEOUT))
+	while [ "$(date +%s)" -lt "$deadline" ]; do
+		got=$(psql_at "$mport" pg_autopilot -c "SELECT node_name FROM pg_autopilot.show_state() WHERE node_name <> '$except' AND current_state = assigned_state AND assigned_state IN ('wait_primary', 'primary') LIMIT 1" 2>/dev/null)
+		[ -n "$got" ] && { echo "$got"; return 0; }
+		sleep 0.02
+	done
+	echo "no node but $except became writable within ${BENCH_TIMEOUT}s" >&2
+	return 1
+}
+
+# server_cpu_ticks DATADIR: CPU time (utime + stime, in clock ticks) used so
+# far by the server of DATADIR: its postmaster, every live child, and the
+# children it already reaped (cutime + cstime of the postmaster).
+server_cpu_ticks() {
+	local pm pids
+	pm=$(head -1 "$1/postmaster.pid") || return 1
+	pids=$(ps -o pid= --ppid "$pm")
+	# shellcheck disable=SC2046,SC2086 # word splitting of the pid list is wanted
+	(cd /proc && cat "$pm/stat" $(printf '%s/stat ' $pids) 2>/dev/null) |
+		awk '{ sub(/^.*\) /, ""); t += $12 + $13 + $14 + $15 } END { print t + 0 }'
+}
+
+# machine_busy_ticks: "busy total" clock ticks of all cores so far (/proc/stat).
+machine_busy_ticks() {
+	awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9; exit }' /proc/stat
+}
+
+# wait_group_settled MONITOR_PORT: poll every 100 ms until every node is
+# healthy and has been for the monitor's node_timeout (healthy_since): only
+# then may primary_failed take a standby as its candidate at once, as in a
+# group that has run for a while (docs/protocol.md, healthy_since).
+wait_group_settled() {
+	local mport=$1 deadline got
+	deadline=$(($(date +%s) + BENCH_TIMEOUT))
+	while [ "$(date +%s)" -lt "$deadline" ]; do
+		got=$(psql_at "$mport" pg_autopilot -c "SELECT bool_and(health = 1 AND healthy_since <= now() - current_setting('pg_autopilot_monitor.node_timeout')::interval) FROM pg_autopilot.node" 2>/dev/null)
+		[ "$got" = t ] && return 0
+		sleep 0.1
+	done
+	echo "the group did not settle (every node healthy for node_timeout) within ${BENCH_TIMEOUT}s" >&2
+	return 1
+}

@@ -4,7 +4,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 status=0
-for b in join_time idle_cost heartbeat_rtt failover switchover freeze load_no_failover; do
+for b in join_time idle_cost heartbeat_rtt failover election switchover freeze load_no_failover monitor_scale; do
 	echo "== $b"
 	"$here/$b.sh" || { echo "$b failed" >&2; status=1; }
 done
