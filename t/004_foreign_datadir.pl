@@ -79,5 +79,50 @@ is($copy->safe_psql('postgres', 'SELECT count(*) FROM before_copy'), '1', 'the c
 is(scalar(write_ids(formation_uri($monitor_b), 1 .. 5)), 5, 'writes through formation_uri');
 ok($copy->poll_query_until('postgres', 'SELECT count(*) FROM ap_writes', '5'), 'the copy streams them');
 
-check_logs_clean($monitor_b, $primary, $copy);
+# --- Part 3: a plain copy that started as a primary is re-cloned ----------
+# A pg_basebackup of the primary without standby.signal or primary_conninfo
+# (init_from_backup without has_streaming) starts as a primary of its own:
+# it ends backup recovery and writes an end-of-recovery checkpoint on
+# timeline 1 where primary_b's history goes on.  Restarted as a standby it
+# would receive the primary's WAL but never replay it ("incorrect
+# prev-link"), and pg_rewind sees no timeline fork to repair.  So its keeper,
+# finding the primary's system identifier and a server not in recovery,
+# re-clones it (keeper.cpp InitStandby) and keeps the old data directory
+# aside; the copy then replays the primary's WAL.  Until the keeper acts the
+# copy runs as an independent primary: inherent to starting a copy without
+# standby.signal, not asserted against here.
+my $primary_sysid = $primary->safe_psql('postgres', 'SELECT system_identifier FROM pg_control_system()');
+$primary->backup('plain_bk');
+my $plain = PostgreSQL::Test::Cluster->new('plain');
+$plain->init_from_backup($primary, 'plain_bk');
+$plain->append_conf('postgresql.conf', "pg_autopilot.node_name = 'plain'\n");
+ok(!-e $plain->data_dir . '/standby.signal' && !-e $plain->data_dir . '/recovery.signal',
+	'the plain copy has no standby.signal or recovery.signal');
+my $plain_conf = slurp_file($plain->data_dir . '/postgresql.conf')
+  . (-f $plain->data_dir . '/postgresql.auto.conf' ? slurp_file($plain->data_dir . '/postgresql.auto.conf') : '');
+unlike($plain_conf, qr/^\s*primary_conninfo\s*=\s*'[^']/m, 'the plain copy has no primary_conninfo');
+$plain->start;
+ok( $plain->wait_for_log(qr/pg_autopilot keeper: re-cloning this node from the primary at 127\.0\.0\.1:${\ $primary->port}/),
+	'the keeper re-clones the copy that ran as a primary');
+like(slurp_file($plain->logfile), qr/is a copy of the primary that was started as a primary/,
+	'the log says why it is re-cloned');
+wait_for_state($monitor_b, 'plain', 'secondary', 'the re-cloned copy reaches secondary');
+is($plain->safe_psql('postgres', 'SELECT pg_is_in_recovery()'), 't', 'the re-cloned copy runs as a standby');
+is($plain->safe_psql('postgres', 'SELECT system_identifier FROM pg_control_system()'),
+	$primary_sysid, 'the re-cloned copy has the primary\'s system identifier');
+my @aside = glob($plain->data_dir . '.old-*');
+is(scalar(@aside), 1, 'the data directory the copy ran with is kept aside (<PGDATA>.old-<time>)');
+ok( $plain->poll_query_until('postgres',
+		"SELECT status || '|' || sender_port FROM pg_stat_wal_receiver", 'streaming|' . $primary->port),
+	'the re-cloned copy streams from primary_b');
+$primary->safe_psql('postgres', 'CREATE TABLE after_plain AS SELECT 42 AS id');
+my $primary_lsn = $primary->safe_psql('postgres', 'SELECT pg_current_wal_flush_lsn()');
+ok($plain->poll_query_until('postgres', "SELECT pg_last_wal_replay_lsn() >= '$primary_lsn'::pg_lsn"),
+	"the re-cloned copy replays the primary's WAL up to $primary_lsn");
+is( $plain->safe_psql('postgres',
+		"SELECT string_agg(id::text, ',') || '|' || (SELECT count(*) FROM ap_writes) FROM after_plain"),
+	'42|5',
+	'a table written on the primary appears on the re-cloned copy, with its row');
+
+check_logs_clean($monitor_b, $primary, $copy, $plain);
 done_testing();

@@ -693,10 +693,13 @@ PollClone(const Goal *goal)
 	return ActionResult::InProgress;
 }
 
+static ActionResult Reclone(const LocalState *ls, const Goal *goal, const char *new_state, const char *why);
+
 /*
- * InitStandby: same system as the primary -> follow it (restarting into
- * recovery if this copy still runs as a primary); different system -> clone
- * only when the data directory is pristine, otherwise refuse (DESIGN.md §6.4).
+ * InitStandby: same system as the primary -> follow it when it is a standby
+ * already, re-clone it when it ran as a primary (t/004); different system ->
+ * clone only when the data directory is pristine, otherwise refuse
+ * (DESIGN.md §6.4).
  */
 static ActionResult
 InitStandby(const LocalState *ls, const Goal *goal)
@@ -705,23 +708,26 @@ InitStandby(const LocalState *ls, const Goal *goal)
 		SetTickError(0, "waiting for the monitor to name a primary to follow");
 		return ActionResult::InProgress;
 	}
-	if (ls->system_identifier == goal->primary_sysid) {
-		EnsureFollowing(goal);
-		if (ls->in_recovery)
-			return ActionResult::Done;
-
-		char err[1024];
-		CreateStandbySignal();
-		ereport(LOG, (errmsg("pg_autopilot keeper: this server is a copy of the primary; restarting as a standby")));
-		if (!RequestRestart(nullptr, "restart as a standby of the primary", err, sizeof(err))) {
-			SetTickErrorf(LOG, "could not request a restart as a standby: %s", err);
-			return ActionResult::Failed;
-		}
-		return ActionResult::InProgress;
-	}
-
 	if (clone_running)
 		return PollClone(goal);
+	if (ls->system_identifier == goal->primary_sysid) {
+		if (ls->in_recovery) {
+			EnsureFollowing(goal);
+			return ActionResult::Done;
+		}
+		/*
+		 * A copy of the primary that was started without standby.signal ran
+		 * as a primary: it ended recovery and wrote WAL of its own (at least
+		 * its end-of-recovery checkpoint) at positions where the primary's
+		 * history goes on, on the same timeline.  Started as a standby it
+		 * would stream the primary's WAL but never replay it ("incorrect
+		 * prev-link"), and pg_rewind sees no timeline fork to repair: it is
+		 * re-cloned, its data directory kept aside.
+		 */
+		return Reclone(ls, goal, "",
+					   "is a copy of the primary that was started as a primary (without standby.signal) and wrote "
+					   "WAL of its own where the primary's history goes on");
+	}
 
 	char why[512] = "";
 	bool pristine = false;
@@ -903,8 +909,11 @@ Promote(const LocalState *ls)
  * not apply: DESIGN.md §6.4 allows re-cloning a former member of the same
  * group).  The swap records `new_state` ("" keeps the current one).
  */
+static const char *const kRecloneDiverged =
+	"is a former member of the group whose history diverged and could not be rewound";
+
 static ActionResult
-Reclone(const LocalState *ls, const Goal *goal, const char *new_state)
+Reclone(const LocalState *ls, const Goal *goal, const char *new_state, const char *why)
 {
 	if (clone_running)
 		return PollClone(goal);
@@ -926,9 +935,8 @@ Reclone(const LocalState *ls, const Goal *goal, const char *new_state)
 	strlcpy(clone_new_state, new_state, sizeof(clone_new_state));
 	ereport(LOG, (errmsg("pg_autopilot keeper: re-cloning this node from the primary at %s:%d", goal->primary_host,
 						 goal->primary_port),
-				  errdetail("This node is a former member of the group (system identifier %llu) whose history "
-							"diverged and could not be rewound; its data directory is kept aside after the swap.",
-							(unsigned long long) ls->system_identifier)));
+				  errdetail("This node (system identifier %llu) %s; its data directory is kept aside after the swap.",
+							(unsigned long long) ls->system_identifier, why)));
 	return ActionResult::InProgress;
 }
 
@@ -952,7 +960,7 @@ DemoteRewind(const LocalState *ls, const Goal *goal, const char *new_state)
 		return ActionResult::InProgress;
 	}
 	if (NeedsReclone())
-		return Reclone(ls, goal, new_state);
+		return Reclone(ls, goal, new_state, kRecloneDiverged);
 	if (restart_requested)
 		return ActionResult::InProgress;
 
@@ -1016,7 +1024,7 @@ FollowPrimary(const LocalState *ls, const Goal *goal)
 		return ActionResult::InProgress;
 	}
 	if (NeedsReclone())
-		return Reclone(ls, goal, "");
+		return Reclone(ls, goal, "", kRecloneDiverged);
 	if (!ls->in_recovery) {
 		SetTickErrorf(WARNING, "assigned %s, but this server still runs as a primary; rewinding it onto the primary",
 					  fsm::StateName(assigned));
