@@ -73,6 +73,14 @@ if [ "$what" = regress ] || [ "$what" = all ]; then
 		--temp-instance=tmp_check/node --temp-config=test/node.conf \
 		--bindir='$PGBIN' --inputdir=. --outputdir=tmp_check/node_out \
 		--schedule=test/node.schedule" || status=1
+	# A crash the expected output cannot show (a background worker dying,
+	# an assertion after the last query) is only in the servers' logs.
+	crashes=$(grep -HnE 'terminated by signal|TRAP:|PANIC' "$scratch"/tree/tmp_check/*_out/log/postmaster.log 2>/dev/null)
+	if [ -n "$crashes" ]; then
+		echo "==== crash markers in the pg_regress server logs:"
+		echo "$crashes" | head -40 | sed "s|^$scratch/tree/||"
+		status=1
+	fi
 	if [ $status != 0 ]; then
 		cat "$scratch"/tree/tmp_check/*_out/regression.diffs 2>/dev/null | head -200
 	fi

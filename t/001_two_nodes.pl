@@ -66,6 +66,21 @@ is( $node1->safe_psql('postgres', 'SELECT application_name || \'|\' || sync_stat
 	"pg_autopilot_node_$id2|quorum",
 	'node2 streams as a quorum synchronous standby');
 
+# A replication slot per standby (DESIGN.md §2: pg_autopilot_node_<node_id>):
+# the primary holds it, node2 names it and streams through it (the slot's
+# active_pid is node2's walsender).
+my $slot = "pg_autopilot_node_$id2";
+is($node2->safe_psql('postgres', 'SHOW primary_slot_name'), $slot, "node2's primary_slot_name is $slot");
+is( $node1->safe_psql('postgres',
+		"SELECT slot_type || '|' || NOT temporary FROM pg_replication_slots WHERE slot_name = '$slot'"),
+	'physical|true',
+	"the primary has the persistent physical slot $slot");
+ok( $node1->poll_query_until('postgres',
+		"SELECT s.active AND s.active_pid = r.pid FROM pg_replication_slots s, pg_stat_replication r "
+		  . "WHERE s.slot_name = '$slot' AND r.application_name = '$slot'"),
+	"the slot $slot is active, held by node2's walsender")
+  or diag $node1->safe_psql('postgres', 'SELECT * FROM pg_replication_slots');
+
 # Prove that commits wait for node2: freeze its walreceiver, a commit on the
 # primary then waits in SyncRep; thaw it and the commit completes.
 my $walrcv_pid = $node2->safe_psql('postgres', 'SELECT pid FROM pg_stat_wal_receiver');

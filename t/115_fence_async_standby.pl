@@ -44,7 +44,7 @@ my $converged = $monitor->poll_query_until('pg_autopilot',
 	  . "~ '^(primary|wait_primary)\\|\\1 secondary\\|secondary\$' FROM pg_autopilot.show_state()");
 ok($converged, 'the group has a primary and a secondary again once the monitor is back');
 
-check_logs_clean($node1, $node2);
+check_logs_clean($monitor, $node1, $node2);
 $node2->stop('fast');
 $node1->stop('fast');
 $monitor->stop('fast');

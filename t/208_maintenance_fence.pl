@@ -54,7 +54,7 @@ ok( $node3->poll_query_until('postgres', "SELECT status || '|' || sender_port FR
 	'node3 streams from the new primary node2');
 is($node3->safe_psql('postgres', 'SELECT pg_is_in_recovery()'), 't', 'node3 serves reads again (fence lifted)');
 
-check_logs_clean($node1, $node2, $node3);
+check_logs_clean($monitor, $node1, $node2, $node3);
 $_->stop('fast') for ($node3, $node2, $node1);
 $monitor->stop('fast');
 done_testing();
