@@ -83,6 +83,9 @@ static bool diverged_known = false; /* sticky: the rewind restart ends this proc
 static TimestampTz suspect_since = 0;
 static TimestampTz last_call_at = 0;
 static TimestampTz next_probe_at = 0;
+static int64_t probed_node = -1; /* the primary and timeline the last probe asked */
+static uint32_t probed_timeline = 0;
+static TimestampTz next_source_probe_at = 0; /* FetchSourceDiverged */
 static PGconn *probe_conn = nullptr;
 
 /* WalReceiverState reads, under the spinlock, whether a walreceiver is connected and in which state. */
@@ -107,6 +110,23 @@ WalReceiverStreams(void)
 	WalRcvState state;
 	WalReceiverState(&connected, &state);
 	return connected && state == WALRCV_STREAMING;
+}
+
+/*
+ * StreamsFrom: the walreceiver streams from host:port — the node the goal
+ * names, as the monitor gave it, which is what primary_conninfo was built
+ * from.  Streaming from another node (an old primary that came back while
+ * primary_conninfo still names it) proves nothing (simulator seed 14200).
+ */
+static bool
+StreamsFrom(const char *host, int port)
+{
+	if (WalRcv == nullptr || !WalReceiverStreams())
+		return false;
+	SpinLockAcquire(&WalRcv->mutex);
+	bool same = WalRcv->sender_port == port && strncmp(WalRcv->sender_host, host, NI_MAXHOST) == 0;
+	SpinLockRelease(&WalRcv->mutex);
+	return same;
 }
 
 bool
@@ -338,10 +358,11 @@ AskPrimary(const Goal *goal, uint64_t sysid, const Position *pos, int npos, Time
  * goes up, without marking it diverged, and comes down as usual once it
  * streams from the primary (LiftFenceIfProven).  A standby on the
  * primary's timeline (its primary crashed, nobody was promoted) keeps
- * serving.  Election participants (report_lsn) never come here: the winner
- * fetches the WAL of the most advanced participant before its promotion,
- * so the new timeline forks at or after their end of WAL and they hold a
- * prefix of it.  May raise ERROR only from SetFence.
+ * serving.  Election participants (report_lsn) come here once the monitor
+ * names the new primary: the winner fetched the WAL of the most advanced
+ * participant before its promotion, but one that kept receiving from the
+ * old primary afterwards went past the fork (simulator seed 673).  May
+ * raise ERROR only from SetFence.
  */
 static void
 FenceUnchecked(const Goal *goal, const Position *pos, int npos, const char *err)
@@ -358,6 +379,58 @@ FenceUnchecked(const Goal *goal, const Position *pos, int npos, const char *err)
 	SetFence(true, "this standby does not stream and cannot check its history against the primary's later timeline");
 }
 
+/* ReadPositions: this standby's received and replayed positions that are known (0, 1 or 2 of them). */
+static int
+ReadPositions(Position pos[2])
+{
+	TimeLineID replay_tli = 0, recv_tli = 0;
+	pos[0] = {"received", GetWalRcvFlushRecPtr(nullptr, &recv_tli), 0};
+	pos[0].tli = recv_tli;
+	pos[1] = {"replayed", GetXLogReplayRecPtr(&replay_tli), 0};
+	pos[1].tli = replay_tli;
+	int npos = 0;
+	for (int i = 0; i < 2; i++)
+		if (pos[i].lsn != InvalidXLogRecPtr && pos[i].tli != 0)
+			pos[npos++] = pos[i];
+	return npos;
+}
+
+/*
+ * Diverges: given the answer of AskPrimary for the node at host:port, true
+ * when a position of ours lies beyond the point where that node's history
+ * left our timeline (or on a timeline its history does not list); the
+ * decision is logged with both LSNs.  `what` names the role of that node.
+ */
+static bool
+Diverges(const Position *pos, int npos, TimeLineID primary_tli, const bool *found, const XLogRecPtr *points,
+		 const char *what, const char *host, int port)
+{
+	for (int i = 0; i < npos; i++) {
+		const Position &p = pos[i];
+		if (p.tli >= primary_tli)
+			continue; /* its own timeline (or a later one: not a fork the history can show) */
+		if (found[i] && p.lsn <= points[i])
+			continue; /* a prefix of its history: this node can follow it */
+		if (found[i])
+			ereport(LOG, (errmsg("pg_autopilot keeper: this standby has diverged from the %s: it %s WAL up to %X/%X "
+								 "on timeline %u, but the %s's timeline %u left timeline %u at %X/%X",
+								 what, p.what, LSN_FORMAT_ARGS(p.lsn), p.tli, what, primary_tli, p.tli,
+								 LSN_FORMAT_ARGS(points[i])),
+						  errdetail("The standby cannot follow the %s; logins are refused and it is rewound onto "
+									"the %s at %s:%d.",
+									what, what, host, port)));
+		else
+			ereport(LOG, (errmsg("pg_autopilot keeper: this standby has diverged from the %s: it %s WAL up to "
+								 "%X/%X on timeline %u, which is not in the history of the %s's timeline %u",
+								 what, p.what, LSN_FORMAT_ARGS(p.lsn), p.tli, what, primary_tli),
+						  errdetail("The standby cannot follow the %s; logins are refused and it is rewound onto "
+									"the %s at %s:%d.",
+									what, what, host, port)));
+		return true;
+	}
+	return false;
+}
+
 bool
 StandbyDiverged(const Goal *goal, uint64_t system_identifier)
 {
@@ -369,27 +442,46 @@ StandbyDiverged(const Goal *goal, uint64_t system_identifier)
 	bool fresh = last_call_at == 0 ||
 				 TimestampDifferenceExceeds(last_call_at, now, (kSuspectHeartbeats + 1) * guc_heartbeat_interval_ms);
 	last_call_at = now;
-	if (WalReceiverStreams() || fresh) {
-		suspect_since = WalReceiverStreams() ? 0 : now;
+	Position pos[2];
+	int npos = ReadPositions(pos);
+	/*
+	 * The monitor names a primary on a later timeline than every position
+	 * of ours: a promotion happened that this standby has not followed yet.
+	 * It is checked at once, without the suspicion delay (its WAL may go
+	 * past the fork, and it serves reads meanwhile: simulator seeds 159, 478).
+	 */
+	bool behind = goal->primary_timeline != 0 && npos > 0;
+	for (int i = 0; i < npos; i++)
+		if (pos[i].tli >= goal->primary_timeline)
+			behind = false;
+	bool streams = StreamsFrom(goal->primary_host, goal->primary_port);
+	/*
+	 * Streaming from another node (the old primary came back) while the
+	 * primary is on a later timeline: whatever a check finds now, the next
+	 * record may go past the fork.  No reads until it streams from the
+	 * primary (LiftFenceIfProven; simulator seed 14200).
+	 */
+	if (behind && !streams && WalReceiverStreams() && !IsFenced()) {
+		ereport(LOG, (errmsg("pg_autopilot keeper: this standby streams from another node than the primary at "
+							 "%s:%d, which is on a later timeline (%u)",
+							 goal->primary_host, goal->primary_port, goal->primary_timeline),
+					  errdetail("Logins are refused until it streams from the primary.")));
+		SetFence(true, "this standby streams from another node than the primary, which is on a later timeline");
+	}
+	if (streams || (fresh && !behind)) {
+		suspect_since = streams ? 0 : now;
 		return false;
 	}
 	if (suspect_since == 0)
 		suspect_since = now;
-	if (!TimestampDifferenceExceeds(suspect_since, now, kSuspectHeartbeats * guc_heartbeat_interval_ms) ||
-		now < next_probe_at)
+	/* Another primary, or a new timeline of it, is asked at once (seed 253). */
+	bool new_target = goal->primary_node_id != probed_node || goal->primary_timeline != probed_timeline;
+	if ((!behind && !TimestampDifferenceExceeds(suspect_since, now, kSuspectHeartbeats * guc_heartbeat_interval_ms)) ||
+		(now < next_probe_at && !new_target))
 		return false;
 	next_probe_at = TimestampTzPlusMilliseconds(now, kRecheckMs);
-
-	Position pos[2];
-	TimeLineID replay_tli = 0, recv_tli = 0;
-	pos[0] = {"received", GetWalRcvFlushRecPtr(nullptr, &recv_tli), 0};
-	pos[0].tli = recv_tli;
-	pos[1] = {"replayed", GetXLogReplayRecPtr(&replay_tli), 0};
-	pos[1].tli = replay_tli;
-	int npos = 0;
-	for (int i = 0; i < 2; i++)
-		if (pos[i].lsn != InvalidXLogRecPtr && pos[i].tli != 0)
-			pos[npos++] = pos[i];
+	probed_node = goal->primary_node_id;
+	probed_timeline = goal->primary_timeline;
 	if (npos == 0)
 		return false;
 
@@ -404,29 +496,8 @@ StandbyDiverged(const Goal *goal, uint64_t system_identifier)
 		FenceUnchecked(goal, pos, npos, err);
 		return false;
 	}
-
-	for (int i = 0; i < npos; i++) {
-		const Position &p = pos[i];
-		if (p.tli >= primary_tli)
-			continue; /* the primary's own timeline (or a later one: not a fork the history can show) */
-		if (found[i] && p.lsn <= points[i])
-			continue; /* a prefix of the primary's history: the standby can follow it */
+	if (Diverges(pos, npos, primary_tli, found, points, "primary", goal->primary_host, goal->primary_port)) {
 		diverged_known = true;
-		if (found[i])
-			ereport(LOG,
-					(errmsg("pg_autopilot keeper: this standby has diverged from the primary: it %s WAL up to %X/%X "
-							"on timeline %u, but the primary's timeline %u left timeline %u at %X/%X",
-							p.what, LSN_FORMAT_ARGS(p.lsn), p.tli, primary_tli, p.tli, LSN_FORMAT_ARGS(points[i])),
-					 errdetail("The standby cannot follow the primary; logins are refused and it is rewound onto the "
-							   "primary at %s:%d.",
-							   goal->primary_host, goal->primary_port)));
-		else
-			ereport(LOG, (errmsg("pg_autopilot keeper: this standby has diverged from the primary: it %s WAL up to "
-								 "%X/%X on timeline %u, which is not in the history of the primary's timeline %u",
-								 p.what, LSN_FORMAT_ARGS(p.lsn), p.tli, primary_tli),
-						  errdetail("The standby cannot follow the primary; logins are refused and it is rewound "
-									"onto the primary at %s:%d.",
-									goal->primary_host, goal->primary_port)));
 		SetFence(true, kFenceReason);
 		return true;
 	}
@@ -434,6 +505,40 @@ StandbyDiverged(const Goal *goal, uint64_t system_identifier)
 									 "the primary (primary timeline %u)",
 									 primary_tli)));
 	return false;
+}
+
+bool
+FetchSourceDiverged(const Goal *goal, uint64_t system_identifier)
+{
+	if (!goal->has_upstream || StreamsFrom(goal->upstream_host, goal->upstream_port))
+		return false;
+	TimestampTz now = GetCurrentTimestamp();
+	if (now < next_source_probe_at)
+		return false;
+	next_source_probe_at = TimestampTzPlusMilliseconds(now, kRecheckMs);
+	Position pos[2];
+	int npos = ReadPositions(pos);
+	if (npos == 0)
+		return false;
+
+	/* AskPrimary asks goal->primary_*: a copy naming the source instead. */
+	Goal source = *goal;
+	source.has_primary = true;
+	source.primary_node_id = goal->upstream_node_id;
+	strlcpy(source.primary_host, goal->upstream_host, sizeof(source.primary_host));
+	source.primary_port = goal->upstream_port;
+	TimeLineID source_tli = 0;
+	bool found[2] = {false, false};
+	XLogRecPtr points[2] = {InvalidXLogRecPtr, InvalidXLogRecPtr};
+	char err[1024] = "";
+	if (!AskPrimary(&source, system_identifier, pos, npos, &source_tli, found, points, err, sizeof(err))) {
+		ereport(DEBUG1, (errmsg_internal("pg_autopilot keeper: fast_forward: could not check this node's history "
+										 "against the source at %s:%d: %s",
+										 goal->upstream_host, goal->upstream_port, err)));
+		return false;
+	}
+	return Diverges(pos, npos, source_tli, found, points, "node it must fetch WAL from", goal->upstream_host,
+					goal->upstream_port);
 }
 
 } // namespace autopilot::node

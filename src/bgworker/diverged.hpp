@@ -24,8 +24,13 @@ namespace autopilot::node {
 /*
  * StandbyDiverged is called by a following standby (catchingup, secondary,
  * join_secondary, in recovery, goal's primary of the same system) once per
- * steady tick.  When its walreceiver has not been streaming for
- * kSuspectHeartbeats heartbeats, it asks the primary (a physical replication
+ * steady tick, by an election participant (report_lsn) once the goal names
+ * the new primary, and with the last answer in ticks whose heartbeat fails
+ * (the monitor may be lost right after it named a new primary).  When its
+ * walreceiver has not been streaming for kSuspectHeartbeats heartbeats — at
+ * once when the goal's primary is on a later timeline than every position
+ * of ours, or is another node or timeline than the last probe's — it asks
+ * the primary (a physical replication
  * connection, IDENTIFY_SYSTEM then TIMELINE_HISTORY, deadline
  * monitor_timeout, at most once per kRecheckMs) where the primary's history
  * left this node's timeline; when this node's received or replayed LSN on
@@ -38,6 +43,17 @@ namespace autopilot::node {
  * and the wait machinery.
  */
 bool StandbyDiverged(const Goal *goal, uint64_t system_identifier);
+
+/*
+ * FetchSourceDiverged is called by a node in fast_forward: while its
+ * walreceiver does not stream, at most once per kRecheckMs, it asks the
+ * node it must fetch WAL from (goal->upstream_*) the same way.  True when
+ * this node's WAL went past the point where the source's history left our
+ * timeline — it can never fetch from it (the winner of an election on an
+ * older timeline than the most advanced participant, simulator seeds 9271,
+ * 13126): the caller rewinds it onto the source.  Logged; no fence here.
+ */
+bool FetchSourceDiverged(const Goal *goal, uint64_t system_identifier);
 
 /*
  * DivergedBlocksFenceLift: true while the standby's login fence must stay up

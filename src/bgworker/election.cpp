@@ -36,6 +36,7 @@ extern "C" {
 
 #include <cstring>
 
+#include "diverged.hpp"
 #include "election.hpp"
 #include "keeper.hpp"
 
@@ -142,12 +143,20 @@ FastForward(const LocalState *ls, const Goal *goal)
 
 	if (!RequireRecovery(ls, "fast_forward"))
 		return ActionResult::Failed;
-	if (ls->lsn >= goal->upstream_lsn && goal->has_upstream)
-		return StopStreaming("fast_forward: the WAL of the most advanced standby is here");
 	if (!goal->has_upstream) {
 		SetTickError(0, "fast_forward: waiting for the monitor to name the standby to fetch WAL from");
 		return ActionResult::InProgress;
 	}
+	/*
+	 * Our WAL went past the source's fork: we can never fetch from it;
+	 * rewound onto it (diverged.hpp).  Checked before the LSN comparison: an
+	 * LSN on an older timeline may pass the source's and still lack its WAL
+	 * (simulator seed 18175).
+	 */
+	if (FetchSourceDiverged(goal, ls->system_identifier))
+		return RewindOntoUpstream(ls, goal);
+	if (ls->lsn >= goal->upstream_lsn)
+		return StopStreaming("fast_forward: the WAL of the most advanced standby is here");
 
 	/*
 	 * No slot: the upstream is a standby that keeps no slot for us, and this

@@ -113,6 +113,8 @@ static int32_t group_id = -1;
 static NodeState current = NodeState::Init;
 static bool have_assigned = false;
 static NodeState assigned = NodeState::Init;
+static bool have_last_goal = false; /* last_goal holds the last node_active answer (WatchWithoutMonitor) */
+static Goal last_goal;
 
 /* Identity the open connection registered with; a change means re-register. */
 static char reg_monitor[1024];
@@ -1338,14 +1340,53 @@ Steady(const LocalState *ls, const Goal *goal)
 		/* Any standby may have to serve WAL to an election winner (fast_forward): admit the peers (cached). */
 		if (follows || current == NodeState::ReportLsn)
 			(void) EnsurePeersInHba(goal);
-		if (follows && goal->has_primary && goal->primary_node_id != node_id &&
-			goal->primary_sysid == ls->system_identifier) {
+		bool names_primary =
+			goal->has_primary && goal->primary_node_id != node_id && goal->primary_sysid == ls->system_identifier;
+		if (follows && names_primary) {
 			EnsureFollowing(goal);
 			/* WAL beyond the primary's fork point: fenced by StandbyDiverged, rewound here (diverged.cpp). */
 			if (StandbyDiverged(goal, ls->system_identifier))
 				(void) DemoteRewind(ls, goal, fsm::StateName(current));
+		} else if (current == NodeState::ReportLsn && names_primary) {
+			/* An election participant told of the new primary: fenced if diverged, rewound once it joins. */
+			(void) StandbyDiverged(goal, ls->system_identifier);
+		} else if (current == NodeState::FastForward) {
+			/* The monitor may name another source once this one is reached (the old primary came back ahead). */
+			(void) FastForward(ls, goal);
 		}
 	}
+}
+
+/*
+ * WatchWithoutMonitor: this tick got no answer, but the last one named a
+ * primary.  A following standby or an election participant goes on checking
+ * its history against it (fence only: the rewind waits for the monitor's
+ * next answer), a standby in maintenance that it streams from no other node
+ * (simulator seeds 159, 917, 14509: the monitor was lost right after it
+ * named a new primary, and the check never ran).
+ */
+static void
+WatchWithoutMonitor(const LocalState *ls)
+{
+	if (!have_last_goal || !ls->in_recovery || current == NodeState::Dropped)
+		return;
+	bool watches = current == NodeState::Catchingup || current == NodeState::Secondary ||
+				   current == NodeState::JoinSecondary || current == NodeState::ReportLsn;
+	if (watches && last_goal.has_primary && last_goal.primary_node_id != node_id &&
+		last_goal.primary_sysid == ls->system_identifier)
+		(void) StandbyDiverged(&last_goal, ls->system_identifier);
+	FenceMaintenanceOffPrimary(ls, &last_goal);
+}
+
+ActionResult
+RewindOntoUpstream(const LocalState *ls, const Goal *goal)
+{
+	Goal source = *goal;
+	source.has_primary = true;
+	source.primary_node_id = goal->upstream_node_id;
+	strlcpy(source.primary_host, goal->upstream_host, sizeof(source.primary_host));
+	source.primary_port = goal->upstream_port;
+	return DemoteRewind(ls, &source, fsm::StateName(current));
 }
 
 /* ---------- a dropped node (docs/elections.md, drop_node) ---------- */
@@ -1449,13 +1490,20 @@ KeeperTick(void)
 		if (wait > 0) {
 			/* Keep the error of the outage visible while waiting. */
 			SetTickError(0, published_error);
+			WatchWithoutMonitor(&ls);
 			return wait;
 		}
-		if (!ConnectAndRegister(&ls))
+		if (!ConnectAndRegister(&ls)) {
+			WatchWithoutMonitor(&ls);
 			return backoff_ms;
+		}
 	}
-	if (!Heartbeat(&ls, &goal))
+	if (!Heartbeat(&ls, &goal)) {
+		WatchWithoutMonitor(&ls);
 		return backoff_ms;
+	}
+	memcpy(&last_goal, &goal, sizeof(goal));
+	have_last_goal = true;
 	LiftFenceIfProven(&ls, &goal);
 	FenceMaintenanceOffPrimary(&ls, &goal);
 	if (PromoteBack(&ls, &goal))

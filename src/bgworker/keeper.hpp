@@ -203,4 +203,11 @@ void SetSyncNames(const char *value);
  */
 bool EnsurePeersInHba(const Goal *goal);
 
+/*
+ * RewindOntoUpstream: DemoteRewind with goal->upstream_* as the source (a
+ * node in fast_forward whose WAL went past the source's fork,
+ * FetchSourceDiverged); the state after the restart is the current one.
+ */
+ActionResult RewindOntoUpstream(const LocalState *ls, const Goal *goal);
+
 } // namespace autopilot::node

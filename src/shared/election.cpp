@@ -163,15 +163,28 @@ DecideElection(const Ctx &ctx, Election *e)
 			lsn::LagBytes(old.lsn, e->most_advanced->lsn) > ctx.group.promote_lag_threshold_bytes)
 			return false;
 	}
-	for (const auto &n : ctx.nodes) {
-		if (!Settled(n, S::ReportLsn) || !n.healthy || n.candidate_priority <= 0 || n.wants_maintenance || n.wants_drop)
-			continue;
-		const NodeView *w = e->winner;
-		if (w == nullptr || n.candidate_priority > w->candidate_priority ||
-			(n.candidate_priority == w->candidate_priority && Ahead(n, *w)))
-			e->winner = &n; /* ties keep the lowest id */
+	/*
+	 * Candidates on the source's timeline first: one on an older timeline
+	 * can fetch the source's WAL only if its own ends before the fork, which
+	 * the monitor cannot see; one that went past it is rewound onto the
+	 * source by its keeper in fast_forward (simulator seeds 9271, 13126),
+	 * which costs a restart.  It wins only when no candidate is on that
+	 * timeline (seed 19122: the old primary promoted itself back).
+	 */
+	for (bool same_timeline : {true, false}) {
+		for (const auto &n : ctx.nodes) {
+			if (!Settled(n, S::ReportLsn) || !n.healthy || n.candidate_priority <= 0 || n.wants_maintenance ||
+				n.wants_drop || (same_timeline && n.timeline != e->source->timeline))
+				continue;
+			const NodeView *w = e->winner;
+			if (w == nullptr || n.candidate_priority > w->candidate_priority ||
+				(n.candidate_priority == w->candidate_priority && Ahead(n, *w)))
+				e->winner = &n; /* ties keep the lowest id */
+		}
+		if (e->winner != nullptr)
+			return true;
 	}
-	return e->winner != nullptr;
+	return false;
 }
 
 } // namespace
@@ -464,6 +477,15 @@ PromoteCandidate(const Ctx &ctx, const NodeView &node, Firing *fire)
 {
 	if (!Settled(node, S::PreparePromotion) || ctx.primary != nullptr)
 		return false;
+	/*
+	 * A participant that reported after the election (it came back) holds
+	 * WAL the candidate lacks: the quorum proof counts it, so the candidate
+	 * must have it too — candidate_fetches_wal sends it to fetch it first
+	 * (simulator seed 61954).
+	 */
+	const NodeView *top = MostAdvancedParticipant(ctx.nodes);
+	if (top != nullptr && Ahead(*top, node))
+		return false;
 	std::string proofs;
 	for (const auto &n : ctx.nodes) {
 		if (n.node_id == node.node_id || (n.assigned != S::Draining && n.assigned != S::DemoteTimeout))
@@ -483,7 +505,9 @@ PromoteCandidate(const Ctx &ctx, const NodeView &node, Firing *fire)
 }
 
 /*
- * candidate_fetches_wal (prepare_promotion → fast_forward): the candidate
+ * candidate_fetches_wal (prepare_promotion → fast_forward): a participant
+ * that reported after the election is ahead of the candidate (it fetches
+ * from FetchSource, promote_candidate waits); or the candidate
  * stopped replication but promote_candidate cannot promote it because no
  * RPO proof holds, while the old primary is confirmed down (it reports a
  * non-writable state after its clean demotion), healthy and ahead of the
@@ -497,6 +521,12 @@ CandidateFetchesWal(const Ctx &ctx, const NodeView &node, Firing *fire)
 {
 	if (!Settled(node, S::PreparePromotion) || node.streaming || ctx.primary != nullptr)
 		return false;
+	const NodeView *top = MostAdvancedParticipant(ctx.nodes);
+	if (top != nullptr && Ahead(*top, node)) {
+		fire->description = "participant " + Label(*top) + " reported " + Position(*top) + ", ahead of candidate " +
+							Label(node) + " (" + Position(node) + "): the candidate fetches the missing WAL first";
+		return true;
+	}
 	const NodeView *old = ConfirmedDownSource(ctx.nodes);
 	if (old == nullptr || !Ahead(*old, node))
 		return false;

@@ -621,7 +621,7 @@ constexpr GroupRule kGroupRules[] = {
 	 * promotion, and an old primary still in demote_timeout is demoted then.
 	 */
 	{"promote_candidate",                S::PreparePromotion, S::StopReplication, kNoPeer,          kNoPeer,             PromoteCandidate,               "the candidate stopped replication and the old primary provably cannot write: promote it", nullptr},
-	{"candidate_fetches_wal",            S::PreparePromotion, S::FastForward,     kNoPeer,          kNoPeer,             CandidateFetchesWal,            "the old primary is confirmed down and holds WAL the candidate lacks: the candidate fetches it from the old primary", nullptr},
+	{"candidate_fetches_wal",            S::PreparePromotion, S::FastForward,     kNoPeer,          kNoPeer,             CandidateFetchesWal,            "a participant that reported late, or the confirmed-down old primary, holds WAL the candidate lacks: the candidate fetches it first", nullptr},
 	{"candidate_promoted",               S::StopReplication,  S::WaitPrimary,     S::DemoteTimeout, S::Demoted,          CandidatePromoted,              "the candidate was promoted: it opens for writes without synchronous replication", "the candidate was promoted: the old primary is demoted and rewinds from it"},
 
 	/*

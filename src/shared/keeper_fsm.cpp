@@ -120,6 +120,7 @@ constexpr KeeperTransition kKeeperTransitions[] = {
 	{S::Secondary,        S::Maintenance,      A::None,            "the operator asked for maintenance: nothing to do, the operator owns the node"},
 	{S::Catchingup,       S::Maintenance,      A::None,            "the operator asked for maintenance: nothing to do, the operator owns the node"},
 	{S::Maintenance,      S::Catchingup,       A::FollowPrimary,   "maintenance ended: point primary_conninfo and the slot at the current primary and catch up"},
+	{S::Maintenance,      S::Secondary,        A::FollowPrimary,   "maintenance ended and the monitor already counts it caught up (its report of maintenance came late): point primary_conninfo and the slot at the current primary"},
 
 	/*
 	 * Primary with N standbys (docs/elections.md): a node registered or the

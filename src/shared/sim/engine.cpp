@@ -250,6 +250,7 @@ RunSchedule(const Schedule &schedule, const SimConfig &config)
 	r.trace = std::move(w.trace);
 	r.steps_run = w.step;
 	r.promotions = w.promotions;
+	r.rules_fired = w.rules_fired;
 	r.acks = w.acks;
 	r.requests = w.requests;
 	r.refusals = w.refusals;

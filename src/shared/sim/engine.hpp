@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -19,7 +20,8 @@ struct RunResult {
 	std::vector<std::string> trace; /* only with config.trace */
 	int steps_run = 0;
 	uint64_t promotions = 0, acks = 0, requests = 0, refusals = 0;
-	int nodes = 0; /* group size actually simulated */
+	std::map<std::string, uint64_t> rules_fired; /* monitor rule name -> firings */
+	int nodes = 0;                               /* group size actually simulated */
 
 	bool
 	Ok() const

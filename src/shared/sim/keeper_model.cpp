@@ -269,6 +269,8 @@ Promote(World &w, int i)
 	s.standby_signal = false;
 	s.timeline = ++w.max_timeline;
 	uint32_t id = AppendRecord(w, i); /* end-of-recovery record: the new timeline starts here */
+	w.promoted_seq = w.seq;
+	w.promoted = i;
 	w.promotion_records.emplace_back(id, World::Moment{w.now_ms, w.seq++});
 	w.Trace(NodeName(i) + " promoted: timeline " + std::to_string(s.timeline) + " at lsn " + std::to_string(s.Lsn()));
 }
@@ -322,6 +324,8 @@ InitStandby(World &w, int i)
 	return Result::InProgress;
 }
 
+Result RewindOnto(World &w, int i, int src, NodeState new_state);
+
 /* DemoteRewind (keeper.cpp): fence; once a primary is named, shutdown + pg_rewind from it in the pre-start hook. */
 Result
 DemoteRewind(World &w, int i, NodeState new_state)
@@ -333,7 +337,15 @@ DemoteRewind(World &w, int i, NodeState new_state)
 		return Result::InProgress;
 	if (s.needs_reclone)
 		return Clone(w, i, k.goal_primary, new_state, true);
-	int src = k.goal_primary;
+	return RewindOnto(w, i, k.goal_primary, new_state);
+}
+
+/* RewindOnto: clean shutdown, pg_rewind from `src` in the pre-start hook, start as a standby in `new_state`. */
+Result
+RewindOnto(World &w, int i, int src, NodeState new_state)
+{
+	Keeper &k = w.keepers[i];
+	Server &s = w.servers[i];
 	StopServer(w, i, true);
 	const Server &source = w.servers[src];
 	s.standby_signal = true;
@@ -400,6 +412,21 @@ FastForward(World &w, int i)
 	Server &s = w.servers[i];
 	if (!s.in_recovery || k.goal_upstream < 0)
 		return Result::InProgress;
+	/*
+	 * FetchSourceDiverged (diverged.cpp), before the LSN comparison (an LSN
+	 * on an older timeline may pass the source's and still lack its WAL:
+	 * seed 18175): the source's history left our timeline before our end of
+	 * WAL — we went past its fork and can never fetch from it (PostgreSQL's
+	 * walreceiver cannot stream from it): rewound onto it, keeping the state.
+	 */
+	const Server &src = w.servers[k.goal_upstream];
+	if (src.up && !src.pristine && w.LinkUp(i, k.goal_upstream) && src.timeline > s.timeline &&
+		!IsPrefix(s.wal, src.wal)) {
+		w.Trace(NodeName(i) + " keeper: fast_forward: this node went past the fork of " + NodeName(k.goal_upstream) +
+				"'s timeline " + std::to_string(src.timeline) + ": rewound onto it");
+		SetFence(w, i, true, "fast_forward from a source whose timeline forked before our end of WAL");
+		return RewindOnto(w, i, k.goal_upstream, k.current);
+	}
 	if (s.Lsn() >= k.goal_upstream_lsn) {
 		s.upstream = -1;
 		return Result::Done;
@@ -474,6 +501,12 @@ RunAction(World &w, int i, KeeperAction action, NodeState to)
 	}
 }
 
+bool
+FollowsPrimary(NodeState st)
+{
+	return st == NodeState::Catchingup || st == NodeState::Secondary || st == NodeState::JoinSecondary;
+}
+
 /*
  * StandbyDiverged (diverged.cpp): a following standby whose walreceiver
  * has not streamed for diverged_suspect_heartbeats heartbeats (a call after
@@ -497,17 +530,31 @@ StandbyDiverged(World &w, int i)
 	bool fresh = k.last_check_call_ms == 0 ||
 				 now - k.last_check_call_ms >= static_cast<uint64_t>(w.config.diverged_suspect_heartbeats + 1) * hb;
 	k.last_check_call_ms = now;
-	bool streams = Streaming(w, i);
-	if (streams || fresh) {
+	/* Streaming from another node (the old primary came back) is no proof (seed 14200 with --nss 2). */
+	bool streams = Streaming(w, i) && s.upstream == k.goal_primary;
+	/* A promotion this standby has not followed: check at once (no suspicion delay). */
+	bool behind = k.goal_primary_timeline > s.timeline;
+	/*
+	 * Streaming from another node (the old primary) while the primary is on
+	 * a later timeline: whatever a check finds now, the next record may go
+	 * past the fork — no reads until it streams from the primary (seed 14200).
+	 */
+	if (behind && Streaming(w, i) && !streams && !s.fenced)
+		SetFence(w, i, true, "a standby that streams from another node than the primary, on a later timeline");
+	if (streams || (fresh && !behind)) {
 		k.suspect_since_ms = streams ? 0 : now;
 		return false;
 	}
 	if (k.suspect_since_ms == 0)
 		k.suspect_since_ms = now;
-	if (now - k.suspect_since_ms < static_cast<uint64_t>(w.config.diverged_suspect_heartbeats) * hb ||
-		now < k.next_probe_ms)
+	/* A primary or timeline other than the last probe's is asked at once. */
+	bool new_target = k.goal_primary != k.probed_primary || k.goal_primary_timeline != k.probed_timeline;
+	if ((!behind && now - k.suspect_since_ms < static_cast<uint64_t>(w.config.diverged_suspect_heartbeats) * hb) ||
+		(now < k.next_probe_ms && !new_target))
 		return false;
 	k.next_probe_ms = now + static_cast<uint64_t>(w.config.diverged_recheck_heartbeats) * hb;
+	k.probed_primary = k.goal_primary;
+	k.probed_timeline = k.goal_primary_timeline;
 	int p = k.goal_primary;
 	const Server &ps = w.servers[p];
 	if (!ps.up || ps.pristine || !w.LinkUp(i, p)) {
@@ -543,14 +590,36 @@ Steady(World &w, int i)
 	Keeper &k = w.keepers[i];
 	if (!s.in_recovery && fsm::IsWritableState(k.current))
 		s.sync_names = k.goal_names;
-	else if (s.in_recovery && !s.pristine &&
-			 (k.current == NodeState::Catchingup || k.current == NodeState::Secondary ||
-			  k.current == NodeState::JoinSecondary) &&
-			 k.goal_primary >= 0 && k.goal_primary != i) {
+	else if (s.in_recovery && !s.pristine && FollowsPrimary(k.current) && k.goal_primary >= 0 && k.goal_primary != i) {
 		s.upstream = k.goal_primary;
 		if (StandbyDiverged(w, i))
 			(void) DemoteRewind(w, i, k.current);
+	} else if (s.in_recovery && k.current == NodeState::FastForward) {
+		/* The monitor may name another source once this one is reached (the old primary came back ahead). */
+		(void) FastForward(w, i);
+	} else if (s.in_recovery && !s.pristine && k.current == NodeState::ReportLsn && k.goal_primary >= 0 &&
+			   k.goal_primary != i) {
+		/* An election participant told of the new primary: fenced if diverged, rewound once it joins. */
+		(void) StandbyDiverged(w, i);
 	}
+}
+
+/*
+ * WatchWithoutMonitor (keeper.cpp): the heartbeat failed, but the last
+ * answer named a primary: a following standby goes on checking its history
+ * against it (fence only; the rewind waits for the monitor's next answer),
+ * a maintenance standby on checking that it streams from no other node.
+ */
+void
+WatchWithoutMonitor(World &w, int i)
+{
+	const Server &s = w.servers[i];
+	const Keeper &k = w.keepers[i];
+	if (s.in_recovery && !s.pristine && (FollowsPrimary(k.current) || k.current == NodeState::ReportLsn) &&
+		k.has_goal && k.goal_primary >= 0 && k.goal_primary != i)
+		(void) StandbyDiverged(w, i);
+	if (k.has_goal)
+		MaintenanceFence(w, i);
 }
 
 /* One tick; true when an action completed (the keeper ticks again at once). */
@@ -562,8 +631,10 @@ TickOnce(World &w, int i)
 	if (CheckIsolation(w, i))
 		return false;
 	LiftFence(w, i, false);
-	if (!Heartbeat(w, i))
+	if (!Heartbeat(w, i)) {
+		WatchWithoutMonitor(w, i);
 		return false;
+	}
 	LiftFence(w, i, true);
 	MaintenanceFence(w, i);
 	/* PromoteBack: fenced (restarted as a standby) while the monitor still wants it primary. */

@@ -63,6 +63,7 @@ Assign(World &w, int i, NodeState to, const char *rule, const std::string &descr
 	w.Trace("monitor: " + NodeName(i) + " " + fsm::StateName(r.assigned) + " -> " + fsm::StateName(to) + " (" + rule +
 			": " + description + ")");
 	r.assigned = to;
+	w.rules_fired[rule]++;
 	r.state_change_ms = w.now_ms;
 	r.state_change_seq = w.seq++;
 	if (fsm::IsWritableState(to))

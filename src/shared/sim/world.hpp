@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -90,6 +91,8 @@ struct Keeper {
 	uint64_t suspect_since_ms = 0;
 	uint64_t last_check_call_ms = 0;
 	uint64_t next_probe_ms = 0;
+	int probed_primary = -1; /* the primary and timeline the last probe asked */
+	uint32_t probed_timeline = 0;
 	int delay_reports = 0; /* DelayReport: the next report is this many steps late */
 };
 
@@ -195,11 +198,14 @@ struct World {
 	/* Per node: when its keeper received a node_active answer that named a primary (primary_*), ascending. */
 	std::vector<std::vector<Moment>> monitor_contacts;
 	uint32_t max_timeline = 1;
-	int leader = 0; /* node whose acknowledgement epoch started last: its WAL is the group's history */
+	int leader = 0;            /* node whose acknowledgement epoch started last: its WAL is the group's history */
+	int promoted = -1;         /* node promoted last (invariant 3: its WAL is the history to come) */
+	uint64_t promoted_seq = 0; /* when (w.seq) */
 	std::vector<Violation> violations;
 	std::vector<std::string> trace;
 	/* Counters for the summary. */
 	uint64_t promotions = 0, acks = 0, refusals = 0, requests = 0;
+	std::map<std::string, uint64_t> rules_fired; /* monitor rule name -> firings (coverage test) */
 
 	bool
 	LinkUp(int a, int b) const

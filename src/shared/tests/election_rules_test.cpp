@@ -192,6 +192,72 @@ TEST_F(Election, PriorityZeroNeverWinsAndALaggingWinnerFastForwards)
 	EXPECT_EQ(Proceed(), Strings{"3:prepare_promotion->stop_replication:promote_candidate"});
 }
 
+/*
+ * Candidates on the fetch source's timeline win first (docs/elections.md):
+ * node3 has the higher priority but is on an older timeline than the most
+ * advanced participant; whether its WAL ends before that timeline's fork
+ * the monitor cannot see.  Only when nobody is on the source's timeline
+ * does an older one win (its keeper rewinds it onto the source if needed).
+ */
+TEST_F(Election, CandidatesOnTheSourceTimelineWinFirst)
+{
+	Form(4);
+	Node(2).candidate_priority = 10;
+	Node(3).candidate_priority = 90;
+	Node(4).candidate_priority = 50;
+	KillPrimary();
+	ReportLsn(2, 1300);
+	Node(2).timeline = 2;
+	ReportLsn(3, 1400); /* higher LSN, older timeline */
+	ReportLsn(4, 1300);
+	Node(4).timeline = 2;
+	EXPECT_EQ(Proceed(), Strings{"4:report_lsn->prepare_promotion:election_winner"})
+		<< "node4: highest priority on the source's timeline 2 (node3's timeline 1 is older)";
+}
+
+TEST_F(Election, AnOlderTimelineWinsOnlyWhenNobodyIsOnTheSourceTimeline)
+{
+	Form(3);
+	Node(2).candidate_priority = 0;
+	Node(3).candidate_priority = 50;
+	KillPrimary();
+	ReportLsn(2, 1300);
+	Node(2).timeline = 2;
+	ReportLsn(3, 1300);
+	EXPECT_EQ(Proceed(), Strings{"3:report_lsn->fast_forward:election_winner"})
+		<< "the priority-0 node on timeline 2 cannot win: node3 fetches from it";
+}
+
+/*
+ * A participant that reports after the election, ahead of the candidate
+ * (it came back): the quorum proof counts its WAL, so the candidate must
+ * hold it before its promotion (simulator seed 61954).
+ */
+TEST_F(Election, ALateParticipantAheadSendsTheCandidateToFetch)
+{
+	Form(4);
+	Node(3).candidate_priority = 90;
+	KillPrimary();
+	ReportLsn(2, 1000);
+	ReportLsn(3, 1000);
+	Node(4).healthy = false; /* assigned report_lsn, lost before it reported */
+	ASSERT_EQ(Proceed(), Strings{}) << "node4 may hold commits alone: no RPO proof";
+	Node(1).allow_data_loss = true; /* the operator forces it (perform_failover(allow_data_loss => true)) */
+	ASSERT_EQ(Proceed(), Strings{"3:report_lsn->prepare_promotion:election_winner"});
+	Report(3);
+	Node(3).streaming = false;
+	/* node4 comes back and reports WAL the candidate lacks. */
+	Node(4).healthy = true;
+	ReportLsn(4, 1200);
+	EXPECT_EQ(Proceed(), Strings{"3:prepare_promotion->fast_forward:candidate_fetches_wal"})
+		<< "not promote_candidate: node4's WAL would be lost";
+	int64_t up = 0;
+	uint64_t up_lsn = 0;
+	ASSERT_TRUE(FastForwardUpstream(g, 3, &up, &up_lsn));
+	EXPECT_EQ(up, 4);
+	EXPECT_EQ(up_lsn, 1200u);
+}
+
 TEST_F(Election, NoEligibleParticipantMeansNoWinner)
 {
 	Form(3);
