@@ -16,7 +16,9 @@ SELECT formation_id, number_sync_standbys FROM pg_autopilot.formation ORDER BY f
 SELECT rolname, rolcanlogin, rolsuper FROM pg_roles WHERE rolname = 'autopilot_node';
 
 -- Privileges: keepers may call register_node, node_active, node_stopping and the operator
--- functions (the nodes' proxies); proceed_groups and record_health are superuser-only; reports are public.
+-- functions the nodes' proxies forward (perform_switchover, enable/disable_maintenance);
+-- perform_failover, perform_promotion, proceed_groups and record_health are superuser-only;
+-- reports are public.
 SELECT p.oid::regprocedure AS function, p.prosecdef AS security_definer,
        has_function_privilege('autopilot_node', p.oid, 'EXECUTE') AS autopilot_node,
        has_function_privilege('public', p.oid, 'EXECUTE') AS public

@@ -155,4 +155,9 @@ DROP ROLE regress_autopilot_op;
 SET ROLE autopilot_node;
 SELECT pg_autopilot.perform_switchover('solo');
 \echo :LAST_ERROR_SQLSTATE
+-- No node proxy forwards these two: the keepers' role may not call them (42501).
+SELECT pg_autopilot.perform_failover('solo', 0, true);
+\echo :LAST_ERROR_SQLSTATE
+SELECT pg_autopilot.perform_promotion('x', 'solo');
+\echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
