@@ -37,9 +37,12 @@
  * disappearance; the full rounds go on as usual.
  *
  * Invariants: every wait is in WaitLatch / pq_conn's WaitLatchOrSocket with
- * CHECK_FOR_INTERRUPTS() on every wake-up (so ProcSignalBarriers, e.g. of
- * DROP DATABASE, are absorbed and SIGTERM ends the worker within
- * milliseconds); SIGHUP reloads the configuration; per-tick memory is reset
+ * CHECK_FOR_INTERRUPTS() on every wake-up (SIGTERM ends the worker within
+ * milliseconds, even inside a connect: t/006; on PG 15 this connection-less
+ * worker has no ProcSignal slot, so DROP DATABASE never waits for it — its
+ * libpq session to pg_autopilot is an ordinary backend that DROP DATABASE
+ * of another database does not wait for either); SIGHUP reloads the
+ * configuration; per-tick memory is reset
  * after each tick, per-node counters live in a hash table in
  * TopMemoryContext; a missing database or extension is logged once, then
  * retried quietly every period.  No pure code is called.
