@@ -48,6 +48,10 @@ ok(scalar(keeper_lines($bad, qr/pg_autopilot\.candidate_priority/)) >= 1,
 $bad->safe_psql('postgres', 'CREATE EXTENSION pg_autopilot');
 $err = $bad->safe_psql('postgres', 'SELECT last_error FROM pg_autopilot.status()');
 like($err, qr/monitor|conninfo/i, "status() reports the invalid conninfo: $err");
+# PostgreSQL itself refuses 500 (range 0..100), keeps the default and only
+# logs it; status() names the refused line too (pg_file_settings).
+like($err, qr/invalid settings ignored .*pg_autopilot\.candidate_priority = '500' \(.*postgresql\.conf:\d+\)/,
+	"status() reports the refused candidate_priority: $err");
 is($monitor->safe_psql('pg_autopilot', "SELECT count(*) FROM pg_autopilot.show_state() WHERE node_name = 'bad'"),
 	'0', 'a node with invalid settings does not register');
 

@@ -3,18 +3,27 @@
  * data-node extension (PostgreSQL zone).
  *
  * Reads the keeper's status struct from shared memory under its spinlock:
- * no catalog access, so it answers on a primary, on a hot standby and while
- * the keeper is idle.  Without shared_preload_libraries there is no keeper
- * and no struct; the row then says so in last_error.  Before the keeper has
- * published anything, last_error shows this backend's own check of the
- * settings, so a missing setting is visible from the first moment.
+ * it answers on a primary, on a hot standby and while the keeper is idle.
+ * Without shared_preload_libraries there is no keeper and no struct; the
+ * row then says so in last_error.  Before the keeper has published
+ * anything, last_error shows this backend's own check of the settings, so a
+ * missing setting is visible from the first moment.  A pg_autopilot.*
+ * value in the configuration files that PostgreSQL refused (out of range,
+ * wrong type: it keeps the previous or default value and only logs it) is
+ * appended from pg_file_settings, when the caller may read it
+ * (pg_read_all_settings).
  */
 extern "C" {
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/pg_authid_d.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 }
 #include "pg/compat.hpp"
@@ -25,6 +34,37 @@ extern "C" {
 
 extern "C" {
 PG_FUNCTION_INFO_V1(pg_autopilot_status);
+}
+
+/*
+ * RefusedSettings: "pg_autopilot.x = 'v' (file:line): error" for every
+ * pg_autopilot.* line of the configuration files PostgreSQL could not
+ * apply, joined with "; "; "" when there is none or the caller may not read
+ * pg_file_settings.  palloc'd.
+ */
+static const char *
+RefusedSettings(void)
+{
+	if (!has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_SETTINGS))
+		return "";
+	StringInfoData buf;
+	initStringInfo(&buf);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		return "";
+	int rc = SPI_execute("SELECT format('%s = %L (%s:%s): %s', name, setting, sourcefile, sourceline, error) "
+						 "FROM pg_catalog.pg_file_settings "
+						 "WHERE name LIKE 'pg\\_autopilot.%' AND error IS NOT NULL ORDER BY seqno",
+						 true, 0);
+	if (rc == SPI_OK_SELECT)
+		for (uint64 i = 0; i < SPI_processed; i++) {
+			char *line = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+			if (line == nullptr)
+				continue;
+			appendStringInfo(&buf, "%s%s", buf.len > 0 ? "; " : "", line);
+		}
+	/* buf lives in the caller's context (SPI_connect switched to its own only for the query results). */
+	SPI_finish();
+	return buf.data;
 }
 
 extern "C" Datum
@@ -47,6 +87,11 @@ pg_autopilot_status(PG_FUNCTION_ARGS)
 		last_error = "pg_autopilot is not in shared_preload_libraries: the keeper is not running";
 	else if (st.keeper_pid == 0 && !ValidateSettings(cfg, sizeof(cfg)))
 		last_error = cfg;
+
+	const char *refused = preloaded ? RefusedSettings() : "";
+	if (refused[0] != '\0')
+		last_error = psprintf("%s%sinvalid settings ignored (the previous or default value is in effect): %s",
+							  last_error, last_error[0] ? "; " : "", refused);
 
 	Datum values[9];
 	bool nulls[9];
