@@ -1350,9 +1350,17 @@ Steady(const LocalState *ls, const Goal *goal)
 		} else if (current == NodeState::ReportLsn && names_primary) {
 			/* An election participant told of the new primary: fenced if diverged, rewound once it joins. */
 			(void) StandbyDiverged(goal, ls->system_identifier);
-		} else if (current == NodeState::FastForward) {
-			/* The monitor may name another source once this one is reached (the old primary came back ahead). */
-			(void) FastForward(ls, goal);
+		} else if (current == NodeState::FastForward && goal->has_upstream) {
+			/*
+			 * The monitor may name another source once this one is reached
+			 * (the old primary came back ahead): fetch from it, or be rewound
+			 * onto it when our WAL went past its fork.  Quiet while there is
+			 * nothing to do (FetchSourceDiverged logs only a divergence).
+			 */
+			if (FetchSourceDiverged(goal, ls->system_identifier))
+				(void) RewindOntoUpstream(ls, goal);
+			else if (ls->lsn < goal->upstream_lsn)
+				(void) FastForward(ls, goal);
 		}
 	}
 }
