@@ -220,17 +220,6 @@ StateValue(const char *label)
 	return s ? static_cast<int>(*s) : -1;
 }
 
-uint64
-SpiRun(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, bool read_only)
-{
-	int rc = SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, 0);
-	if (rc < 0)
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-						errmsg("pg_autopilot_monitor: SPI failed: %s", SPI_result_code_string(rc)),
-						errdetail("The statement was: %s", sql)));
-	return SPI_processed;
-}
-
 int32
 LockFormation(const char *formation, bool exclusive)
 {
@@ -436,7 +425,7 @@ ClearEndedOperations(const GatheredGroup &group)
 } // namespace
 
 int
-ProceedAndApply(const char *formation, int32 group_id, int32 number_sync_standbys)
+ProceedAndApply(const char *formation, int32 group_id, int32 number_sync_standbys, GatheredGroup *unchanged)
 {
 	GatheredGroup group;
 	GatherGroup(formation, group_id, number_sync_standbys, &group);
@@ -454,6 +443,8 @@ ProceedAndApply(const char *formation, int32 group_id, int32 number_sync_standby
 	ApplyDecisions(decisions, ndecisions);
 	if (ndecisions > 0)
 		ClearEndedOperations(group);
+	else if (unchanged != nullptr)
+		*unchanged = group; /* still what the table holds: the caller need not gather it again */
 	return ndecisions;
 }
 

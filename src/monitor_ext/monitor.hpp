@@ -76,7 +76,8 @@ struct GatheredGroup {
 /*
  * SpiRun executes one statement with parameters through SPI and returns the
  * number of rows processed; ERROR (XX000) when SPI fails.  nulls may be
- * nullptr (no NULL parameter).
+ * nullptr (no NULL parameter).  The statement's plan is prepared once per
+ * backend and kept (spi_run.cpp): keepers call node_active every second.
  */
 uint64 SpiRun(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, bool read_only);
 
@@ -112,9 +113,11 @@ void BuildGroupView(const GatheredGroup &group, autopilot::fsm::GroupView &view)
 /*
  * ProceedAndApply gathers the group, runs the pure rules (ProceedGroup) and
  * applies every assignment: UPDATE node, event with the rule's name, NOTIFY.
- * Returns the number of assignments.
+ * Returns the number of assignments.  When there is none and `unchanged` is
+ * given, it receives the gathered group (what the table still holds).
  */
-int ProceedAndApply(const char *formation, int32 group_id, int32 number_sync_standbys);
+int ProceedAndApply(const char *formation, int32 group_id, int32 number_sync_standbys,
+					GatheredGroup *unchanged = nullptr);
 
 /* The operator requests of docs/failover.md, decided by the pure functions of group_rules.hpp. */
 enum class Request { Switchover, Failover, Promotion, EnableMaintenance, DisableMaintenance, Drop };

@@ -443,6 +443,8 @@ autopilot_node_active(PG_FUNCTION_ARGS)
 	 * older than the stored one means the node's clock stepped back: kept.
 	 */
 	bool stale = false;
+	GatheredGroup group; /* filled by ProceedAndApply when no rule fired, else gathered for the answer below */
+	memset(&group, 0, sizeof(group));
 	if (!seq_null) {
 		Oid seq_types[2] = {INT8OID, INT8OID};
 		Datum seq_values[2] = {Int64GetDatum(node_id), Int64GetDatum(report_seq)};
@@ -512,12 +514,12 @@ autopilot_node_active(PG_FUNCTION_ARGS)
 			RecordEvent(node_id, nullptr, msg.data);
 		}
 
-		ProceedAndApply(formation, row.group_id, nss);
+		ProceedAndApply(formation, row.group_id, nss, &group);
 	}
 
 	/* The answer: the node's goal, the group's primary, and what the node needs if it is the primary. */
-	GatheredGroup group;
-	GatherGroup(formation, row.group_id, nss, &group);
+	if (group.count == 0)
+		GatherGroup(formation, row.group_id, nss, &group);
 	int self = -1;
 	int primary = -1;
 	autopilot::pgx::CallCpp([&] {
@@ -628,11 +630,14 @@ autopilot_node_active(PG_FUNCTION_ARGS)
 		 * (docs/elections.md, "Evidence kept").
 		 */
 		bool writable_goal = autopilot::fsm::IsWritableState(static_cast<autopilot::fsm::NodeState>(me.assigned));
+		/* Most heartbeats tell what the last one told: no second row version then. */
+		bool same = me.last_told == me.assigned && (!writable_goal || strcmp(me.told_sync_names, sync_names) == 0);
 		Oid told_types[4] = {INT8OID, TEXTOID, TEXTOID, BOOLOID};
 		Datum told_values[4] = {Int64GetDatum(node_id), out[0], out[5], BoolGetDatum(writable_goal)};
-		SpiRun("UPDATE pg_autopilot.node SET last_told_state = $2::pg_autopilot.node_state, "
-			   "last_told_sync_names = CASE WHEN $4 THEN $3 ELSE last_told_sync_names END WHERE node_id = $1",
-			   4, told_types, told_values, nullptr, false);
+		if (!same)
+			SpiRun("UPDATE pg_autopilot.node SET last_told_state = $2::pg_autopilot.node_state, "
+				   "last_told_sync_names = CASE WHEN $4 THEN $3 ELSE last_told_sync_names END WHERE node_id = $1",
+				   4, told_types, told_values, nullptr, false);
 	}
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, out_nulls);
 	SPI_finish();
