@@ -1,7 +1,15 @@
 #!/bin/bash
 # scripts/run-tests.sh — run pg_regress and TAP suites as an unprivileged user.
 #
-#   scripts/run-tests.sh regress|tap|campaign|all [t/NNN_file.pl ...]
+#   scripts/run-tests.sh regress|tap|demo|campaign|all [t/NNN_file.pl ...]
+#
+# demo: a smoke run of `make demo` (scripts/demo.sh start, then stop) from
+# the scratch copy, on three free ports (DEMO_PORT_BASE if free, else the
+# first free base of 5000, 5010, ... 5090, 5500, ... 5590: never the bench's
+# 5100-5499 nor the TAP framework's range): the start output shows the
+# primary, the secondary and the formation URI, a row written through the
+# URI is read back on the standby, and after the stop no demo server is left
+# and the demo's data is gone.  A failed run stops the demo in the cleanup.
 #
 # campaign: the small fault campaign (bench/campaign, bench/harness/README.md):
 # a three-node group in network namespaces under faults; needs root and runs
@@ -39,7 +47,14 @@ scratch_pids() {
 		esac
 	done
 }
+# demo_started: set while the demo smoke run may have servers up.
+demo_started=
 cleanup() {
+	# A demo the smoke run started stops first, with its own stop (it knows
+	# where its data lives); the loop below catches anything left.
+	if [ -n "$demo_started" ]; then
+		DEMO_USER="$run_user" "$scratch/tree/scripts/demo.sh" stop >/dev/null 2>&1
+	fi
 	# Stop every server a failed test left behind (also one a test froze with
 	# SIGSTOP), then remove the folder.
 	for pid in $(scratch_pids | sort -u); do kill -QUIT "$pid" 2>/dev/null; kill -CONT "$pid" 2>/dev/null; done
@@ -51,9 +66,13 @@ cleanup() {
 		rm -rf "$scratch"
 	fi
 }
-trap cleanup EXIT INT TERM
+# A signal ends the run (the EXIT trap cleans up) rather than letting it go
+# on in a removed folder.
+trap cleanup EXIT
+trap 'exit 1' INT TERM
 
-rsync -a --exclude .git --exclude build "$src"/ "$scratch"/tree/
+# Not /demo: the data of a demo running from the source tree (git-ignored).
+rsync -a --exclude .git --exclude build --exclude /demo "$src"/ "$scratch"/tree/
 if [ "$(id -u)" = 0 ]; then
 	chown -R "$run_user" "$scratch"
 	as_user() { runuser -u "$run_user" -- env PATH="$PGBIN:$PATH" "$@"; }
@@ -109,6 +128,85 @@ if [ "$what" = tap ] || [ "$what" = all ]; then
 		sed -n '/^Test Summary Report/,$p' "$scratch/prove.out"
 		echo "==== failed TAP files: ${failed:-none found}"
 	fi
+fi
+# port_busy PORT: something listens on 127.0.0.1:PORT.
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# demo_smoke: the demo part (see the header).  Returns non-zero on failure.
+demo_smoke() {
+	local tree="$scratch/tree" out="$scratch/demo.out" base="" b p busy rc uri got sport dir i pids
+	for b in ${DEMO_PORT_BASE:-} $(seq 5000 10 5090) $(seq 5500 10 5590); do
+		busy=""
+		for p in "$b" $((b + 1)) $((b + 2)); do port_busy "$p" && busy=1; done
+		if [ -z "$busy" ]; then
+			base=$b
+			break
+		fi
+	done
+	if [ -z "$base" ]; then
+		echo "demo: no three free ports found"
+		return 1
+	fi
+	local start=$SECONDS
+	demo_started=1
+	# demo.sh handles root itself (servers run as DEMO_USER), as `make demo` runs it.
+	DEMO_USER="$run_user" DEMO_PORT_BASE=$base DEMO_TIMEOUT=${DEMO_TIMEOUT:-60} \
+		timeout 300 "$tree/scripts/demo.sh" start >"$out" 2>&1
+	rc=$?
+	echo "demo: start exited with $rc after $((SECONDS - start)) s (ports $base-$((base + 2)))"
+	dir="$tree/demo"
+	[ -f "$tree/demo/location" ] && dir=$(cat "$tree/demo/location")
+	demo_fail() {
+		echo "==== demo smoke run FAILED: $*"
+		echo "---- tail of the demo output"
+		tail -60 "$out"
+		return 1
+	}
+	[ $rc = 0 ] || { demo_fail "scripts/demo.sh start failed"; return 1; }
+	# The start output: the ready group's show_state and the formation URI.
+	grep -Eq '^ *node[12] +\|.*\| primary +\| primary +\|' "$out" ||
+		{ demo_fail "no settled primary in the demo output"; return 1; }
+	grep -Eq '^ *node[12] +\|.*\| secondary +\| secondary +\|' "$out" ||
+		{ demo_fail "no settled secondary in the demo output"; return 1; }
+	# The line after "formation URI ...:" is the URI over both nodes.
+	uri=$(sed -n '/^formation URI/{n;s/^ *//;p;q}' "$out")
+	[[ "$uri" =~ ^postgres://127\.0\.0\.1:$((base + 1)),127\.0\.0\.1:$((base + 2))/postgres\?target_session_attrs=read-write$ ]] ||
+		{ demo_fail "the demo output shows no formation URI over ports $((base + 1)),$((base + 2)) (got '$uri')"; return 1; }
+	# The group as the monitor sees it now: one primary, one secondary, settled.
+	got=$(as_user psql -X -Atq -h 127.0.0.1 -p "$base" -d pg_autopilot -c \
+		"SELECT string_agg(current_state || '/' || assigned_state, ',' ORDER BY current_state) FROM pg_autopilot.show_state()")
+	[ "$got" = "primary/primary,secondary/secondary" ] ||
+		{ demo_fail "the monitor shows '$got', not a settled primary and secondary"; return 1; }
+	sport=$(as_user psql -X -Atq -h 127.0.0.1 -p "$base" -d pg_autopilot -c \
+		"SELECT port FROM pg_autopilot.show_state() WHERE current_state = 'secondary'")
+	# A row written through the URI (to the primary) is read back on the standby.
+	as_user psql -X -Atq -v ON_ERROR_STOP=1 "$uri" \
+		-c 'CREATE TABLE demo_smoke(id int)' -c 'INSERT INTO demo_smoke VALUES (42)' ||
+		{ demo_fail "no write through the formation URI $uri"; return 1; }
+	got=""
+	for ((i = 0; i < 300; i++)); do
+		got=$(as_user psql -X -Atq -h 127.0.0.1 -p "$sport" -d postgres \
+			-c 'SELECT pg_is_in_recovery()::text || id FROM demo_smoke' 2>/dev/null)
+		[ "$got" = true42 ] && break
+		sleep 0.1
+	done
+	[ "$got" = true42 ] || { demo_fail "the row is not on the standby (port $sport): '$got'"; return 1; }
+	echo "demo: the group is primary/secondary; a row written through $uri is on the standby (port $sport)"
+	DEMO_USER="$run_user" "$tree/scripts/demo.sh" stop >>"$out" 2>&1 || { demo_fail "scripts/demo.sh stop failed"; return 1; }
+	# What demo-stop promises: the servers stopped, their data removed.
+	pids=$(pgrep -f "$dir/" 2>/dev/null)
+	[ -z "$pids" ] || { demo_fail "demo processes left after the stop: $(ps -o pid=,args= -p "${pids//$'\n'/,}")"; return 1; }
+	for p in "$base" $((base + 1)) $((base + 2)); do
+		port_busy "$p" && { demo_fail "port $p still in use after the stop"; return 1; }
+	done
+	[ ! -e "$tree/demo" ] && [ ! -e "$dir" ] || { demo_fail "demo data left after the stop: $(ls -d "$tree/demo" "$dir" 2>/dev/null)"; return 1; }
+	demo_started=""
+	echo "demo: stopped, no server left, $dir removed ($((SECONDS - start)) s in all)"
+	return 0
+}
+if [ "$what" = demo ] || [ "$what" = all ]; then
+	echo "== demo (smoke run of make demo)"
+	demo_smoke || status=1
 fi
 if [ "$what" = campaign ] || [ "$what" = all ]; then
 	echo "== fault campaign"
