@@ -3,7 +3,8 @@
 #   make            build both extensions (PGXS)
 #   make install    install them into the PostgreSQL found by pg_config
 #   make test       install missing packages, build, install, run every test
-#                   (format check, banned calls, unit, pg_regress, TAP)
+#                   (format check, banned calls, unit + simulator, pg_regress,
+#                   TAP, a smoke run of the demo, the network fault campaign)
 #   make demo       start a local monitor + two nodes and show a failover-ready group
 #   make demo-stop  stop it and remove its data
 #   make deps       apt-install what the build and the tests need
