@@ -522,11 +522,8 @@ FetchSourceDiverged(const Goal *goal, uint64_t system_identifier)
 		return false;
 
 	/* AskPrimary asks goal->primary_*: a copy naming the source instead. */
-	Goal source = *goal;
-	source.has_primary = true;
-	source.primary_node_id = goal->upstream_node_id;
-	strlcpy(source.primary_host, goal->upstream_host, sizeof(source.primary_host));
-	source.primary_port = goal->upstream_port;
+	Goal source;
+	UpstreamAsPrimary(goal, &source);
 	TimeLineID source_tli = 0;
 	bool found[2] = {false, false};
 	XLogRecPtr points[2] = {InvalidXLogRecPtr, InvalidXLogRecPtr};

@@ -1389,12 +1389,19 @@ WatchWithoutMonitor(const LocalState *ls)
 ActionResult
 RewindOntoUpstream(const LocalState *ls, const Goal *goal)
 {
-	Goal source = *goal;
-	source.has_primary = true;
-	source.primary_node_id = goal->upstream_node_id;
-	strlcpy(source.primary_host, goal->upstream_host, sizeof(source.primary_host));
-	source.primary_port = goal->upstream_port;
+	Goal source;
+	UpstreamAsPrimary(goal, &source);
 	return DemoteRewind(ls, &source, fsm::StateName(current));
+}
+
+void
+UpstreamAsPrimary(const Goal *goal, Goal *out)
+{
+	*out = *goal;
+	out->has_primary = true;
+	out->primary_node_id = goal->upstream_node_id;
+	strlcpy(out->primary_host, goal->upstream_host, sizeof(out->primary_host));
+	out->primary_port = goal->upstream_port;
 }
 
 /* ---------- a dropped node (docs/elections.md, drop_node) ---------- */

@@ -210,4 +210,7 @@ bool EnsurePeersInHba(const Goal *goal);
  */
 ActionResult RewindOntoUpstream(const LocalState *ls, const Goal *goal);
 
+/* UpstreamAsPrimary: a copy of `goal` whose primary_* name its upstream_* (the fast_forward source). */
+void UpstreamAsPrimary(const Goal *goal, Goal *out);
+
 } // namespace autopilot::node
