@@ -152,16 +152,6 @@ wait_first_ack() {
 	return 1
 }
 
-# two_node_group MONITOR_PORT PORT1 PORT2: fresh monitor, node1 primary, node2 secondary.
-two_node_group() {
-	local m=$1 p1=$2 p2=$3
-	start_monitor monitor "$m" || return 1
-	init_node node1 "$p1" "$m" && start_node node1 || return 1
-	wait_state "$m" node1 single || return 1
-	init_node node2 "$p2" "$m" && start_node node2 || return 1
-	wait_state "$m" node2 secondary && wait_state "$m" node1 primary
-}
-
 # node_group MONITOR_PORT NODES: fresh monitor on MONITOR_PORT and NODES nodes
 # node1..nodeN on the ports after it; node1 primary, the others join one
 # after the other as secondary.
@@ -222,4 +212,14 @@ wait_group_settled() {
 	done
 	echo "the group did not settle (every node healthy for node_timeout) within ${BENCH_TIMEOUT}s" >&2
 	return 1
+}
+
+# two_node_group MONITOR_PORT PORT1 PORT2: node_group of two (the ports must be
+# the two after the monitor's).
+two_node_group() {
+	if [ "$2" != $(($1 + 1)) ] || [ "$3" != $(($1 + 2)) ]; then
+		echo "two_node_group: ports $2 $3 must follow the monitor's ($1)" >&2
+		return 1
+	fi
+	node_group "$1" 2
 }

@@ -56,14 +56,7 @@ wait_for_state($monitor, 'node2', 'secondary', 'node2 is back');
 sub health_check_process
 {
 	my ($mon) = @_;
-	foreach my $pid (node_processes($mon))
-	{
-		open my $fh, '<', "/proc/$pid/cmdline" or next;
-		my $cmd = <$fh> // '';
-		close $fh;
-		return $pid if $cmd =~ /pg_autopilot health check/;
-	}
-	return undef;
+	return titled_process($mon, qr/pg_autopilot health check/);
 }
 
 # A synthetic node whose address is a black hole, on a second monitor so the

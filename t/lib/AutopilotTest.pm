@@ -29,7 +29,7 @@ our @EXPORT = qw(
   psql_error node_processes freeze_node thaw_node wait_processes_gone
   check_log_clean_except events_since max_event_id states_text
   node_group wait_for_state_in state_row_in wait_for_sync_names expected_any_names
-  wait_for_assigned_in events_since_in keeper_process
+  wait_for_assigned_in events_since_in keeper_process titled_process
 );
 
 # Settings that keep several postmasters cheap on a 2-core machine.
@@ -537,12 +537,21 @@ sub node_processes
 sub keeper_process
 {
 	my ($node) = @_;
+	return titled_process($node, qr/pg_autopilot keeper/);
+}
+
+# titled_process: PID of the first child of $node's postmaster whose process
+# title matches $re (connection-less workers are not in pg_stat_activity),
+# or undef.
+sub titled_process
+{
+	my ($node, $re) = @_;
 	foreach my $pid (node_processes($node))
 	{
 		open my $fh, '<', "/proc/$pid/cmdline" or next;
 		my $cmd = <$fh> // '';
 		close $fh;
-		return $pid if $cmd =~ /pg_autopilot keeper/;
+		return $pid if $cmd =~ $re;
 	}
 	return undef;
 }
