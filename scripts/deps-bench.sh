@@ -11,20 +11,11 @@
 set -e
 PKGS="pg-auto-failover-cli postgresql-15-auto-failover patroni etcd-server etcd-client
 python3-psycopg2 python3-etcd gnuplot-nox curl iproute2 nftables procps util-linux libipc-run-perl"
-missing=""
-for p in $PKGS; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
-done
-[ -z "$missing" ] && exit 0
-if [ "$(id -u)" != 0 ]; then
-	echo "deps-bench: missing packages:$missing (run as root)" >&2
-	exit 1
-fi
-echo "deps-bench: installing$missing"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
+# shellcheck source=apt-missing.sh
+. "$(dirname "$0")/apt-missing.sh"
 # shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends $missing >/dev/null
+install_missing deps-bench "run as root" $PKGS
+[ -z "$installed" ] && exit 0
 # Debian starts etcd as a service on systemd machines: the benchmark runs its own.
 if [ -d /run/systemd/system ]; then
 	systemctl disable --now etcd.service >/dev/null 2>&1 || true

@@ -97,12 +97,4 @@ drv_agent_pids() {
 
 drv_control_pids() { descendants "$(postmaster_pid "$BENCH_DIR/monitor")"; }
 
-drv_isolate_primary() {
-	local p
-	p=$(drv_primary) || return 1
-	# Marked once every namespace's rules are in place (netlab applies them in turn).
-	python3 "$NETLAB" isolate "$LAB_DIR" "$p" >/dev/null || return 1
-	mark_fault
-}
-
 drv_teardown() { stop_scratch_servers; }

@@ -13,7 +13,7 @@
 #   drv_primary         name of the node that is primary now
 #   drv_port NODE       its PostgreSQL port
 #   drv_kill_primary    kill -9 of the primary's postmaster and of its agent
-#   drv_isolate_primary cut the primary from every other node and the control plane
+#   drv_isolate_primary (common.sh, from drv_primary) cut the primary from every other node and the control plane
 #   drv_switchover      the system's planned switchover call (returns when the call does)
 #   drv_settled OLD     0 when a primary other than OLD is settled in the
 #                       system's own view and every other node follows it
@@ -136,6 +136,16 @@ pg_start() { on "$1" pg_ctl -D "$2" -l "$2.log" -w -t 120 start >/dev/null; }
 # mark_fault: the drivers call it right before the fault's system call
 # (after any look-up), so that the fault time FAULT_T0 is exact.
 mark_fault() { FAULT_T0=$(now); }
+
+# drv_isolate_primary, the same for every system: cut the node drv_primary
+# names from every other host.  Marked once every namespace's rules are in
+# place (netlab applies them in turn).
+drv_isolate_primary() {
+	local p
+	p=$(drv_primary) || return 1
+	python3 "$NETLAB" isolate "$LAB_DIR" "$p" >/dev/null || return 1
+	mark_fault
+}
 
 # descendants PID...: the PIDs given and all their descendants.
 descendants() {

@@ -132,14 +132,6 @@ drv_settled() {
 		END { exit !(l == 1 && r == n - 1) }'
 }
 
-drv_isolate_primary() {
-	local p
-	p=$(drv_primary) || return 1
-	# Marked once every namespace's rules are in place (netlab applies them in turn).
-	python3 "$NETLAB" isolate "$LAB_DIR" "$p" >/dev/null || return 1
-	mark_fault
-}
-
 drv_agent_pids() {
 	local f
 	for f in "$BENCH_DIR"/node[0-9].agent; do cat "$f"; done
